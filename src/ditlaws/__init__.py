@@ -1,0 +1,3 @@
+"""ditlaws: scaling laws for diffusion transformers."""
+
+__version__ = "0.1.0"
