@@ -1,0 +1,33 @@
+# The two commands a user needs: `make test` and `make demo`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= outputs/demo
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: test test-fast demo lint clean
+
+# torch and torchvision are pinned together: other pairs break torchvision's operators on this CPU image.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[dev]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow"
+
+demo: $(STAMP)
+	bash scripts/demo.sh $(OUT)
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache
