@@ -1,0 +1,126 @@
+"""The run store: one layout for a local folder and (later) a Hub dataset repo.
+
+    <root>/runs/<study>/<run_id>.json     one record per run (see docs/ARCHITECTURE.md, "Run record")
+    <root>/models/<run_id>/               a kept checkpoint in diffusers format (on the Hub: one model repo per run)
+
+Training writes the record, evaluation merges its metrics into it, fit_laws.py reads all records of a study.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ditlaws.errors import UserError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Study and run ids become path segments and Hub file names: keep them to a safe alphabet."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise UserError(f"{kind} {name!r}: use letters, digits, '.', '_' and '-' (1-96 chars, no '..')")
+    return name
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update: nested mappings merge, everything else is replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temporary file in the same folder, then rename: a reader never sees half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, allow_nan=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalStore:
+    """A run store in a local folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def run_path(self, study: str, run_id: str) -> Path:
+        return self.root / "runs" / check_name("study", study) / f"{check_name('run id', run_id)}.json"
+
+    def put_run(self, record: dict[str, Any]) -> Path:
+        for key in ("study", "run_id"):
+            if key not in record:
+                raise UserError(f"run record: missing field {key!r}")
+        path = self.run_path(record["study"], record["run_id"])
+        write_json_atomic(path, record)
+        return path
+
+    def update_run(self, study: str, run_id: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Merge `update` (e.g. {"eval": {...}}) into an existing record and return the result."""
+        record = merge(self.get_run(study, run_id), update)
+        write_json_atomic(self.run_path(study, run_id), record)
+        return record
+
+    def get_run(self, study: str, run_id: str) -> dict[str, Any]:
+        path = self.run_path(study, run_id)
+        if not path.is_file():
+            raise UserError(f"{path}: no such run in the store")
+        return _read_record(path)
+
+    def studies(self) -> list[str]:
+        runs = self.root / "runs"
+        return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+    def list_runs(self, study: str | None = None) -> list[dict[str, Any]]:
+        studies = [check_name("study", study)] if study else self.studies()
+        records = []
+        for name in studies:
+            records += [_read_record(p) for p in sorted((self.root / "runs" / name).glob("*.json"))]
+        return records
+
+    def put_model(self, run_id: str, folder: str | Path) -> Path:
+        """Copy a diffusers model folder (safetensors + config) into the store."""
+        src = Path(folder)
+        if not (src / "config.json").is_file():
+            raise UserError(f"{src}: not a diffusers model folder (no config.json)")
+        dst = self.root / "models" / check_name("run id", run_id)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+        return dst
+
+    def model_path(self, run_id: str) -> Path:
+        return self.root / "models" / check_name("run id", run_id)
+
+    def revision(self) -> str:
+        """A content fingerprint of all run records (a local stand-in for a Hub commit sha)."""
+        digest = hashlib.sha256()
+        for path in sorted((self.root / "runs").glob("*/*.json")):
+            digest.update(str(path.relative_to(self.root)).encode())
+            digest.update(path.read_bytes())
+        return "local-" + digest.hexdigest()[:16]
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not a valid run record ({err.msg} at line {err.lineno})") from None
