@@ -62,7 +62,11 @@ class DataConfig:
     image_encoder: str = "identity"  # "identity" (pixels in [-1, 1]) or an AutoencoderKL path / Hub id
     image_encoder_subfolder: str | None = None
     text_encoder: str = "builtin"  # "builtin" (offline, deterministic) or a transformers path / Hub id
+    text_encoder_subfolder: str | None = None  # e.g. "text_encoder" inside a diffusers pipeline repo
+    tokenizer_subfolder: str | None = None  # e.g. "tokenizer" inside a diffusers pipeline repo
     text_len: int = 16
+    text_dim: int = 64  # builtin text encoder only (a transformers encoder has its own width)
+    text_seed: int = 0  # builtin text encoder: seed of its fixed embedding table (independent of the data seed)
     cache_dir: str | None = None  # prepared parquet shards; when set, training reads the cache
     num_shards: int = 8
     latent_dtype: Literal["bfloat16", "float16", "float32"] = "float16"
@@ -71,7 +75,9 @@ class DataConfig:
     num_workers: int = 0
 
     def validate(self) -> None:
-        _positive(self, "data", "resolution", "text_len", "num_shards", "val_size")
+        _positive(self, "data", "resolution", "text_len", "text_dim", "num_shards", "val_size")
+        if self.text_encoder == "builtin" and self.text_dim % 2:
+            raise UserError(f"data.text_dim must be even for the builtin text encoder, got {self.text_dim}")
         if not 16 <= self.resolution <= 1024:
             raise UserError(f"data.resolution must be between 16 and 1024 pixels, got {self.resolution}")
         if self.complexity < 1:

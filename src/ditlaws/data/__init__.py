@@ -1,0 +1,19 @@
+"""Data: the built-in procedural text-to-image set, real image-text datasets, frozen encoders, and a parquet cache."""
+
+from ditlaws.data.encoders import (
+    BuiltinTextEncoder,
+    IdentityImageEncoder,
+    TransformersTextEncoder,
+    VAEImageEncoder,
+    build_image_encoder,
+    build_text_encoder,
+)
+
+__all__ = [
+    "BuiltinTextEncoder",
+    "IdentityImageEncoder",
+    "TransformersTextEncoder",
+    "VAEImageEncoder",
+    "build_image_encoder",
+    "build_text_encoder",
+]
