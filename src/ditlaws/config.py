@@ -22,7 +22,7 @@ from ditlaws.errors import UserError
 
 @dataclass
 class ModelConfig:
-    """The DiT. `sample_size`, `in_channels`, `text_dim`, `text_len` follow the data's encoders unless set."""
+    """The DiT. Its `sample_size`, `in_channels`, `text_dim` and `text_len` come from the data's encoders."""
 
     family: Literal["in_context", "cross_attn"] = "in_context"
     depth: int = 4
@@ -119,6 +119,7 @@ class TrainConfig:
     peak_flops: float = 0.0  # per process, for the MFU estimate; 0 disables MFU
     trackers: list[str] = field(default_factory=list)  # "tensorboard", "trackio"
     fused_adamw: bool = True
+    cpu: bool = False  # train on CPU even when a GPU is present (always on CPU when none is)
 
     def validate(self) -> None:
         if (self.budget is None) == (self.steps is None):
@@ -130,6 +131,11 @@ class TrainConfig:
         _positive(self, "train", "global_batch", "lr", "log_every", "keep_checkpoints")
         if self.micro_batch is not None and self.micro_batch <= 0:
             raise UserError(f"train.micro_batch must be a positive integer, got {self.micro_batch}")
+        if self.micro_batch is not None and self.global_batch % self.micro_batch:
+            raise UserError(f"train.micro_batch ({self.micro_batch}) must divide "
+                            f"train.global_batch ({self.global_batch})")
+        if self.steps is not None and self.warmup_steps >= self.steps:
+            raise UserError(f"train.warmup_steps ({self.warmup_steps}) must be below train.steps ({self.steps})")
         for key in ("weight_decay", "grad_clip", "warmup_steps", "checkpoint_every", "peak_flops", "eps"):
             if getattr(self, key) < 0:
                 raise UserError(f"train.{key} must be >= 0, got {getattr(self, key)}")

@@ -1,0 +1,36 @@
+"""The training stream for one process: `ditlaws.data.make_dataloader` seen through the batch layout.
+
+Batch k of a process holds global samples k·P·b + r·b + i (see ditlaws.data.loader), so with A accumulation
+micro-steps, update s reads this process's batches s·A .. s·A + A - 1, and resuming at update s skips s·A batches.
+The model's input geometry (channels, size, text length and width) is read off the first batch, which works the
+same for on-the-fly encoding and for a prepared cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ditlaws.data.loader import make_dataloader
+from ditlaws.training.layout import BatchLayout
+
+
+class TrainStream:
+    def __init__(self, data_cfg, layout: BatchLayout, device=None):
+        self.data_cfg, self.layout, self.device = data_cfg, layout, device
+        first = next(iter(self._loader(skip=0)))
+        _, channels, height, width = first["latent"].shape
+        _, text_len, text_dim = first["text_states"].shape
+        self.latent_shape = (channels, height, width)
+        self.geometry = {"sample_size": height, "in_channels": channels, "text_len": text_len, "text_dim": text_dim}
+
+    def _loader(self, skip: int):
+        return make_dataloader(self.data_cfg, "train", batch_size=self.layout.micro_batch, rank=self.layout.rank,
+                               world_size=self.layout.processes, skip_batches=skip, device=self.device)
+
+    def batches(self, skip: int = 0) -> Iterator[dict]:
+        """This process's batches from its `skip`-th on (the built-in set never ends; a finite source may)."""
+        return iter(self._loader(skip=skip))
+
+
+def open_train_data(data_cfg, layout: BatchLayout, device=None) -> TrainStream:
+    return TrainStream(data_cfg, layout, device=device)

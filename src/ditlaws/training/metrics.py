@@ -1,0 +1,75 @@
+"""Training metrics: the loss EMA, the tail mean, and the append-only metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+class LossTracker:
+    """Loss EMA (ema <- a·ema + (1 - a)·loss, starting at the first loss) and the mean over the last steps.
+
+    The tail window is the last `max(1, round(0.1 * total))` steps; its state is a sum and a count, so it
+    travels in a checkpoint as two numbers.
+    """
+
+    def __init__(self, alpha: float, total_steps: int, tail_frac: float = 0.1):
+        self.alpha = alpha
+        self.tail_start = total_steps - max(1, round(tail_frac * total_steps))
+        self.ema: float | None = None
+        self.last: float | None = None
+        self.tail_sum = 0.0
+        self.tail_count = 0
+
+    def update(self, step: int, loss: float) -> None:
+        """`step` is the 0-based index of the update that produced `loss`."""
+        self.ema = loss if self.ema is None else self.alpha * self.ema + (1 - self.alpha) * loss
+        self.last = loss
+        if step >= self.tail_start:
+            self.tail_sum += loss
+            self.tail_count += 1
+
+    @property
+    def tail_mean(self) -> float | None:
+        return self.tail_sum / self.tail_count if self.tail_count else None
+
+    def state_dict(self) -> dict:
+        return {"ema": self.ema, "last": self.last, "tail_sum": self.tail_sum, "tail_count": self.tail_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema, self.last = state["ema"], state["last"]
+        self.tail_sum, self.tail_count = state["tail_sum"], state["tail_count"]
+
+
+class MetricsWriter:
+    """One JSON object per line in `<output>/metrics.jsonl`, flushed as it goes (main process only)."""
+
+    def __init__(self, path: str | Path, resume_step: int | None = None, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        if not enabled:
+            return
+        if resume_step is None:
+            self.path.write_text("")
+        elif self.path.exists():  # drop records written after the checkpoint we resume from
+            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+
+
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line).get("step", math.inf)
+    except json.JSONDecodeError:
+        return math.inf
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

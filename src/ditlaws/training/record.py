@@ -1,0 +1,58 @@
+"""The run record (`summary.json`): identity, model, compute (N, D, C), losses, time, code versions."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import accelerate
+import diffusers
+import torch
+
+import ditlaws
+
+
+def default_run_id(cfg) -> str:
+    """`<family>-d<depth>-<budget or steps>-s<seed>`, e.g. `in_context-d4-C1e+15-s0`."""
+    m, t = cfg.model, cfg.train
+    amount = f"C{t.budget:.3g}" if t.budget is not None else f"steps{t.steps}"
+    width = f"-w{m.width}" if m.width is not None else ""
+    return f"{m.family}-d{m.depth}{width}-p{m.patch_size}-{amount}-s{t.seed}"
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
+            "ditlaws": ditlaws.__version__}
+
+
+def git_commit() -> str | None:
+    """The commit of the ditlaws checkout this code runs from (with "-dirty" if modified), or None."""
+    here = Path(ditlaws.__file__).resolve().parent
+    try:
+        run = lambda *args: subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_record(cfg, run_id: str, plan, model_config: dict, losses, wall_time_s: float) -> dict:
+    record = {
+        "run_id": run_id,
+        "study": cfg.train.study,
+        "family": cfg.model.family,
+        "model_config": model_config,
+        **plan.record(),
+        "final_loss": losses.last,
+        "final_loss_ema": losses.ema,
+        "loss_last10pct": losses.tail_mean,
+        "wall_time_s": wall_time_s,
+        "text_encoder": cfg.data.text_encoder,
+        "image_encoder": cfg.data.image_encoder,
+        "versions": versions(),
+        "git_commit": git_commit(),
+    }
+    return record

@@ -1,0 +1,50 @@
+"""Train one DiT: `accelerate launch train_dit.py --config configs/train/demo.yaml [--section.key value ...]`.
+
+Also runs as plain `python train_dit.py ...` (one process). Exit codes: 0 done, 2 bad config or input
+(one line naming the key), 3 the loss became NaN / inf (the last good checkpoint is kept), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Any config key can be overridden: --train.budget 1e15 --model.depth 6")
+    parser.add_argument("--config", help="YAML run config with sections model / data / train")
+    args, overrides = parser.parse_known_args(argv)
+    return args.config, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ditlaws.config import load_config
+    from ditlaws.errors import UserError
+    from ditlaws.training import EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_USER_ERROR, NonFiniteLossError, train
+
+    config_path, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = load_config(config_path, overrides)
+        summary = train(cfg)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except KeyboardInterrupt as err:
+        print(f"interrupted: {err or 'keyboard interrupt'}; resume with --train.resume latest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        out = cfg.train.output_dir
+        print(f"done: {summary['steps']} steps, final loss EMA {summary['final_loss_ema']:.4f}, "
+              f"C = {summary['C']:.3g} FLOPs (6ND), N = {summary['N']:,}, D = {summary['D']:,} image tokens")
+        print(f"outputs in {out}/: model/ (diffusers format), summary.json, metrics.jsonl, config.yaml, checkpoints/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
