@@ -8,12 +8,16 @@ from ditlaws.data.encoders import (
     build_image_encoder,
     build_text_encoder,
 )
+from ditlaws.data.loader import build_dataset, collate_samples, make_dataloader
 
 __all__ = [
     "BuiltinTextEncoder",
     "IdentityImageEncoder",
     "TransformersTextEncoder",
     "VAEImageEncoder",
+    "build_dataset",
     "build_image_encoder",
     "build_text_encoder",
+    "collate_samples",
+    "make_dataloader",
 ]
