@@ -1,6 +1,7 @@
 """Cross-attention DiT: image tokens only in the sequence; adaLN-Zero on time (+ pooled text), cross-attn to text."""
 
 import torch
+from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrained looks it up in this module)
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 

@@ -1,6 +1,7 @@
 """In-context DiT: one sequence [time token, text tokens, image tokens] through full bidirectional attention."""
 
 import torch
+from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrained looks it up in this module)
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
