@@ -259,6 +259,8 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
                 errors.append(err)
         raise errors[0]
     if origin is Literal:
+        if isinstance(value, bool) and ("no" if not value else "yes") in args:  # YAML 1.1 reads `no` as false
+            value = "no" if not value else "yes"
         if value not in args:
             raise UserError(f"{key}: {value!r} is not valid; choose one of {', '.join(map(str, args))}")
         return value
@@ -295,6 +297,8 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def _yaml_scalar(text: str) -> Any:
+    if text.lower() in ("yes", "no", "on", "off", "y", "n"):  # YAML 1.1 booleans; on the command line they are words
+        return text
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:

@@ -12,6 +12,7 @@ Test hooks (environment variables, for tests and fault drills only):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ditlaws.config import RunConfig, save_config
@@ -58,6 +61,9 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
     if cpu and t.mixed_precision == "fp16":
         raise UserError("train.mixed_precision: fp16 needs a GPU; use bf16 or no on CPU")
     log_with = available_trackers(t.trackers)
+    # A process may train several runs (tests, an in-process sweep): keep the distributed setup (PartialState)
+    # but let each run choose its own mixed precision.
+    AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(cpu=cpu, mixed_precision=t.mixed_precision, log_with=log_with or None,
                        project_dir=t.output_dir)
 
@@ -197,12 +203,23 @@ def train(cfg: RunConfig) -> dict:
 
     wall = wall_before + time.perf_counter() - started
     summary = run_record(cfg, run_id, plan, model_config, losses, wall)
+    summary["processes"] = accelerator.num_processes
+    summary["replica_param_sha256"] = gather_object([parameter_hash(accelerator.unwrap_model(model))])
     _save_model(accelerator, model, output / "model")
     if main:
         (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def parameter_hash(model) -> str:
+    """sha256 over every parameter's bytes in name order: equal on all processes iff the replicas are identical."""
+    digest = hashlib.sha256()
+    for name, param in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _save_model(accelerator: Accelerator, model, folder: Path) -> None:
