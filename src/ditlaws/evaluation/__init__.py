@@ -1,0 +1,23 @@
+"""Evaluation of flow models: validation loss, VLB, exact (ODE) likelihood, Fréchet distance, sample grids.
+
+Every metric takes a model (callable like the DiT: ``model(x_t, t, text_states, text_mask=, pooled=) -> v``) and an
+iterable of batches ``{"latent", "text_states", "text_mask", "pooled", "caption", "id"}``; random draws are seeded
+per sample id, so results do not depend on the batch size.
+"""
+
+from ditlaws.evaluation.fid import FeatureStats, fid_from_features, frechet_distance
+from ditlaws.evaluation.likelihood import ode_log_likelihood, ode_nll
+from ditlaws.evaluation.reference import GaussianMixtureFlow
+from ditlaws.evaluation.validation_loss import validation_loss
+from ditlaws.evaluation.vlb import vlb
+
+__all__ = [
+    "FeatureStats",
+    "GaussianMixtureFlow",
+    "fid_from_features",
+    "frechet_distance",
+    "ode_log_likelihood",
+    "ode_nll",
+    "validation_loss",
+    "vlb",
+]
