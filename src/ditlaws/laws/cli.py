@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FID at the optimum: parabola of ln FID in ln N evaluated at N_opt, or the nearest run")
     p.add_argument("--allow-edge", action="store_true", help="keep budgets whose minimum lies outside the sampled "
                                                               "sizes (their optimum is then an extrapolation)")
+    p.add_argument("--fit-window", type=float, default=None, metavar="F",
+                   help="fit each budget's parabola only to runs within a factor F in N of its best run "
+                        "(default: all runs, as the paper)")
     p.add_argument("--screen-outliers", action="store_true", help="drop one run per budget whose studentized "
                                                                    "residual exceeds 4")
     p.add_argument("--min-points", type=int, default=3, help="fewest distinct sizes for a budget to count")
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError(f"--bootstrap: {args.bootstrap} resamples is too few for intervals; use at least 20")
     if args.noise_rel is not None and not args.noise_rel > 0:
         raise UserError(f"--noise-rel must be > 0, got {args.noise_rel}")
+    if args.fit_window is not None and not args.fit_window > 1:
+        raise UserError(f"--fit-window must be a factor > 1, got {args.fit_window}")
     if args.predict and any(not c > 0 for c in args.predict):
         raise UserError(f"--predict: budgets must be > 0 FLOPs, got {args.predict}")
     tables = _studies(args.runs, args.flops)
@@ -82,8 +87,8 @@ def run(args: argparse.Namespace) -> dict:
 
     options = FitOptions(n_boot=args.bootstrap, seed=args.seed, bootstrap=args.bootstrap_method,
                          noise_rel=args.noise_rel, allow_edge=args.allow_edge, screen_outliers=args.screen_outliers,
-                         optimum=args.optimum, fid_method=args.fid_method, min_points=args.min_points,
-                         holdout=args.holdout, parametric=not args.no_parametric,
+                         optimum=args.optimum, fid_method=args.fid_method, window=args.fit_window,
+                         min_points=args.min_points, holdout=args.holdout, parametric=not args.no_parametric,
                          parametric_boot=args.parametric_bootstrap)
     fits = [fit_study(t, options, rng) for t, rng in zip(tables, seeds_for(args.seed, len(tables)))]
     primary = fits[0]

@@ -101,8 +101,12 @@ def vertex(coef: np.ndarray, centre: float, scale: float) -> tuple[np.ndarray, n
 
 def fit_isoflops(table: RunTable, *, min_points: int = 3, warn_points: int = 5, allow_edge: bool = False,
                  screen_outliers: bool = False, method: str = "parabola", fid_method: str = "parabola",
-                 ci_level: float = 0.95) -> list[BudgetFit]:
-    """Fit every budget of one study's table (sorted by compute) and run the quality checks."""
+                 window: float | None = None, ci_level: float = 0.95) -> list[BudgetFit]:
+    """Fit every budget of one study's table (sorted by compute) and run the quality checks.
+
+    ``window``: when set, each budget keeps only the runs within that factor in N of its lowest-loss run, so a
+    parabola is not asked to describe a wide, asymmetric curve (by default all runs are used, as in the paper).
+    """
     fits = []
     for budget in np.unique(table.budget):
         sel = table.budget == budget
@@ -110,6 +114,8 @@ def fit_isoflops(table: RunTable, *, min_points: int = 3, warn_points: int = 5, 
         fit = BudgetFit(budget=float(budget), C=float(np.exp(np.mean(np.log(table.C[sel])))),
                         x=np.log(table.N[sel][order]), loss=table.loss[sel][order], lnD=np.log(table.D[sel][order]),
                         fid=table.fid[sel][order], run_id=table.run_id[sel][order])
+        if window is not None:
+            _apply_window(fit, window)
         _fit_one(fit, screen_outliers)
         fits.append(fit)
     fits.sort(key=lambda f: f.C)
@@ -120,6 +126,16 @@ def fit_isoflops(table: RunTable, *, min_points: int = 3, warn_points: int = 5, 
             _spline_vertex(fit, allow_edge)
         _fid_at_vertex(fit, fid_method)
     return fits
+
+
+def _apply_window(fit: BudgetFit, window: float) -> None:
+    best = fit.x[np.argmin(fit.loss)]
+    keep = np.abs(fit.x - best) <= np.log(window) + 1e-12
+    if not keep.all():
+        fit.messages.append(f"budget {fit.budget:.3g}: {int((~keep).sum())} run(s) more than {window:g}x away in N "
+                            f"from the best run left out of the fit (--fit-window)")
+        for name in ("x", "loss", "lnD", "fid", "run_id"):
+            setattr(fit, name, getattr(fit, name)[keep])
 
 
 def _fit_one(fit: BudgetFit, screen_outliers: bool) -> None:

@@ -26,6 +26,7 @@ class FitOptions:
     screen_outliers: bool = False
     optimum: str = "parabola"
     fid_method: str = "parabola"
+    window: float | None = None
     min_points: int = 3
     warn_points: int = 5
     min_budgets: int = 3
@@ -88,7 +89,7 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
     study = study or (table.studies[0] if len(table) else "")
     fits = fit_isoflops(table, min_points=options.min_points, warn_points=options.warn_points,
                         allow_edge=options.allow_edge, screen_outliers=options.screen_outliers,
-                        method=options.optimum, fid_method=options.fid_method)
+                        method=options.optimum, fid_method=options.fid_method, window=options.window)
     used = np.array([i for i, f in enumerate(fits) if f.used], dtype=int)
     if len(used) < options.min_budgets:
         reasons = "; ".join(f"{f.budget:.3g}: {', '.join(f.flags) or 'ok'}" for f in fits)

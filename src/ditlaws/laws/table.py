@@ -1,6 +1,7 @@
 """Load finished runs into one flat table: a CSV, or a run-store folder of JSON records.
 
-CSV columns: ``budget,N,D,loss`` required; ``fid``, ``ood_loss``, ``study``, ``C_closed_form``, ``run_id`` optional.
+CSV columns: ``budget,N,D,loss`` required; ``fid``, ``ood_loss``, ``study``, ``C_closed_form``, ``run_id`` optional;
+lines starting with ``#`` are comments.
 Store folder: ``<root>/runs/<study>/<run_id>.json`` (or ``<root>/<study>/<run_id>.json``, or one study folder),
 each a run record (docs/ARCHITECTURE.md); loss = ``eval.val_loss.mean`` when present, else ``loss_last10pct``.
 """
@@ -101,16 +102,17 @@ def _num(value, where: str, name: str, required: bool) -> float:
 def _read_csv(path: Path) -> tuple[list[dict], str, dict]:
     data = path.read_bytes()
     text = data.decode("utf-8-sig")
-    reader = csv.DictReader(text.splitlines())
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if not line.startswith("#")]
+    reader = csv.DictReader([line for _, line in lines])
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; required: {','.join(REQUIRED_COLUMNS)}"
                         f" (optional: fid, ood_loss, study, C_closed_form, run_id)")
     rows = []
-    for i, raw in enumerate(reader, start=2):
+    for raw in reader:
         row = {k.strip(): v for k, v in raw.items() if k is not None}
-        row["_where"] = f"{path} line {i}"
+        row["_where"] = f"{path} line {lines[reader.line_num - 1][0]}"
         rows.append(row)
     return rows, hashlib.sha256(data).hexdigest(), {"kind": "csv", "sha256": hashlib.sha256(data).hexdigest()}
 
