@@ -136,3 +136,9 @@ def test_csv_errors_name_the_file_and_column(tmp_path):
         load_runs(tmp_path / "runs.csv", flops="closed_form")
     with pytest.raises(UserError, match="does not exist"):
         load_runs(tmp_path / "nope.csv")
+
+
+def test_spline_optimum_agrees_with_parabola_on_a_clean_curve():
+    (parabola,) = fit_isoflops(_grid(range(2, 16), noise=1e-4))
+    (spline,) = fit_isoflops(_grid(range(2, 16), noise=1e-4), method="spline")
+    assert spline.used and spline.N_opt == pytest.approx(parabola.N_opt, rel=0.1)

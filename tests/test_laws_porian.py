@@ -1,0 +1,72 @@
+"""Published isoFLOP data (Porian et al. 2024, copied into tests/data with provenance) reproduce through the fitter."""
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ditlaws.laws.isoflop import fit_isoflops
+from ditlaws.laws.powerlaw import fit_power_law
+from ditlaws.laws.table import RunTable
+
+DATA = Path(__file__).parent / "data"
+CONFIG = ("dataset", "hparams", "warmup", "decay", "param_count", "loss_split")
+
+
+def _rows(name):
+    with open(DATA / name) as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def _by_config(rows):
+    out = defaultdict(list)
+    for r in rows:
+        out["/".join(r[k] for k in CONFIG)].append(r)
+    return out
+
+
+def test_ols_of_published_optima_reproduces_the_basic_exponents():
+    optima = _by_config(r for r in _rows("porian2024_isoflop_optima.csv") if r["n_star"])
+    published = {k: float(v[0]["n_exponent"]) for k, v in _by_config(_rows("porian2024_fit_results_basic.csv")).items()}
+    assert len(published) == 15 and published.keys() == optima.keys()
+    for config, rows in optima.items():
+        law = fit_power_law([float(r["flops"]) for r in rows], [float(r["n_star"]) for r in rows])
+        assert round(law.exponent, 4) == round(published[config], 4), config
+    assert round(published["rw/tuned/short/const/standard/val"], 4) == 0.4970
+
+
+def _points_table(rows):
+    n = len(rows)
+    N = np.array([float(r["n"]) for r in rows])
+    D = np.array([float(r["t"]) for r in rows])
+    return RunTable(study=np.full(n, "porian"), budget=np.array([float(r["flops"]) for r in rows]), N=N, D=D,
+                    C=6 * N * D, loss=np.array([float(r["loss"]) for r in rows]), fid=np.full(n, np.nan),
+                    ood_loss=np.full(n, np.nan), run_id=np.arange(n).astype(str))
+
+
+# Median |log10(ours / authors')| of the per-budget optimal N, and how far the N_opt exponent lands from the OLS
+# exponent of the authors' optima: with all points (the paper's Approach 2) and with --fit-window 3. Measured values
+# are in the comments; the bounds leave ~25 % slack. The authors fit near the minimum, so the window lands closer.
+EXPECTED = {  # config: [(window, bound on median |dlog10 N|, bound on |d exponent|)]
+    "rw/tuned/short/const/standard/val": [(None, 0.08, 0.025), (3.0, 0.025, 0.01)],  # 0.066 +.0167 | 0.018 +.0055
+    "rw/base/long/kaplan/kaplan/train": [(None, 0.08, 0.04), (3.0, 0.035, 0.01)],  # 0.064 +.0314 | 0.026 +.0041
+    "owt2/tuned/short/const/standard/val": [(None, 0.04, 0.012), (3.0, 0.045, 0.015)],  # 0.028 -.0071 | 0.037 -.0097
+}
+
+
+@pytest.mark.parametrize("config", sorted(EXPECTED))
+def test_approach2_lands_near_the_authors_optima(config):
+    points = _by_config(_rows("porian2024_isoflop_points_subset.csv"))[config]
+    authors = {float(r["flops"]): float(r["n_star"])
+               for r in _by_config(_rows("porian2024_isoflop_optima.csv"))[config] if r["n_star"]}
+    authors_law = fit_power_law(list(authors), list(authors.values()))
+    for window, max_median, max_exponent in EXPECTED[config]:
+        fits = fit_isoflops(_points_table(points), window=window)
+        used = [f for f in fits if f.used]
+        assert len(used) >= len(fits) // 2  # the rest are edge minima or flat, as flagged
+        dlog = [np.log10(f.N_opt / authors[f.budget]) for f in used if f.budget in authors]
+        assert np.median(np.abs(dlog)) < max_median, (window, np.median(np.abs(dlog)))
+        ours = fit_power_law([f.C for f in used], [f.N_opt for f in used])
+        assert abs(ours.exponent - authors_law.exponent) < max_exponent, (window, ours.exponent)
