@@ -10,6 +10,7 @@ resuming there skips the consumed rows (whole epochs in O(1), the rest by readin
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -132,11 +133,29 @@ def make_dataloader(data_cfg, split: str = "train", batch_size: int = 8, rank: i
         if split != "train":  # ceil over this rank's share of the fixed set
             share = sum(1 for j in range(data_cfg.val_size) if (j // batch_size) % world_size == rank)
             num_batches = max(0, -(-share // batch_size) - skip_batches)
-    else:
+    else:  # a real source without a cache: the training split repeats, reshuffled per epoch
         dataset = build_dataset(data_cfg, split, rank, world_size, seed=seed)
-        num_batches = None
-        if skip_batches:
-            dataset = dataset.skip(skip_batches * batch_size)
+        dataset, num_batches = (RepeatEpochs(dataset) if split == "train" else dataset), None
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                          collate_fn=collate_samples)
+    if data_cfg.source != "builtin" and skip_batches:  # resume by reading past the consumed batches
+        loader = _Skipped(loader, skip_batches)
     return EncodedLoader(loader, text_encoder, image_encoder, device=device, num_batches=num_batches)
+
+
+class RepeatEpochs(torch.utils.data.IterableDataset):
+    def __init__(self, dataset: IterableDataset):
+        self.dataset = dataset
+
+    def __iter__(self):
+        for epoch in itertools.count():
+            self.dataset.set_epoch(epoch)
+            yield from self.dataset
+
+
+class _Skipped:
+    def __init__(self, loader, count: int):
+        self.loader, self.count = loader, count
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.count, None)
