@@ -20,7 +20,7 @@ QUANTITIES = ("N_opt", "D_opt", "L_opt", "FID")
 class FitOptions:
     n_boot: int = 1000
     seed: int = 0
-    bootstrap: str = "resample"
+    bootstrap: str = "noise"
     noise_rel: float | None = None
     allow_edge: bool = False
     screen_outliers: bool = False
