@@ -30,7 +30,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     root1 = _psd_sqrt(sigma1)
     cross = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
     tr_covmean = np.sqrt(np.clip(cross, 0, None)).sum()
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    value = float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    return max(value, 0.0)  # >= 0 exactly; round-off on (near) identical statistics can dip below
 
 
 class FeatureStats:
