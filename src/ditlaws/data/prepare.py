@@ -208,6 +208,11 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         "source": source, "fingerprint": fingerprint, "versions": versions(),
         "shards": [{"file": i["file"], "rows": i["rows"], "skipped": i["skipped"]} for i in shard_infos],
     }
+    if manifest["rows"] == 0:
+        held = f"; the first data.val_size={data_cfg.val_size} rows are held out for val" if (
+            data_cfg.source != "builtin" and split == "train" and data_cfg.val_split is None) else ""
+        raise UserError(f"{data_cfg.source}: no usable rows for split {split!r} ({total} read, "
+                        f"{sum(skipped.values())} skipped{held})")
     tmp_manifest = split_dir / ".manifest.json.tmp"
     tmp_manifest.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp_manifest, split_dir / "manifest.json")
