@@ -11,8 +11,16 @@ TIME_SCALE = 1000.0  # t in [0, 1] is scaled to [0, 1000] before the sinusoids (
 NORM_EPS = 1e-6
 
 
-def rms_norm(dim: int, affine: bool = True) -> nn.RMSNorm:
-    return nn.RMSNorm(dim, eps=NORM_EPS, elementwise_affine=affine)
+class RMSNorm(nn.RMSNorm):
+    """nn.RMSNorm whose weight follows the input dtype, so bf16 autocast activations take the fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.to(x.dtype)
+        return F.rms_norm(x, self.normalized_shape, weight, self.eps)
+
+
+def rms_norm(dim: int, affine: bool = True) -> RMSNorm:
+    return RMSNorm(dim, eps=NORM_EPS, elementwise_affine=affine)
 
 
 class Attention(nn.Module):
