@@ -146,6 +146,10 @@ def test_real_source_streams_disjoint_complete_over_ranks(parquet_source):
     assert [s["id"] for s in val] == ["row0", "row1"] and val[0]["pixels"].shape == (16, 16, 3)
     batch = collate_samples(val)
     assert batch["pixels"].shape == (2, 3, 16, 16)
+    stream = cached_rows(cfg, "train", batch_size=3, batches=5)  # 8 rows: repeats, reshuffled per epoch
+    assert {i for b in stream for i in b["id"]} == set(seen) and len(stream) == 5
+    resumed = cached_rows(cfg, "train", batch_size=3, skip=2, batches=3)
+    assert [b["id"] for b in resumed] == [b["id"] for b in stream[2:]]
 
 
 def test_wrong_column_is_a_clear_error_before_work(parquet_source, tmp_path):
