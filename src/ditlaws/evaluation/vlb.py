@@ -122,6 +122,9 @@ def vlb(
     if control_variate:
         integrand = integrand - weight * noise_error_scale(t) * (rows["noise_sq"] - dim)
     diffusion = per_sample_mean(rows["sample"], integrand)
+    edges = sorted({t_min, *(e for e in (1e-3, 1e-2, 0.1, 0.5, 0.9) if t_min < e < t_max), t_max})
+    index = torch.bucketize(t, torch.tensor(edges[1:-1], dtype=t.dtype), right=True)
+    per_bin = torch.bincount(index, weights=integrand, minlength=len(edges) - 1) / (len(integrand) * dim)
     prior = per_sample_mean(rows["sample"], prior_nats(rows["x0_sq"], dim, t_max))
     recon = reconstruction_nats(dim, t_min)
     per_sample = (diffusion + prior + recon) / dim
@@ -135,6 +138,8 @@ def vlb(
             "reconstruction": recon / dim,
             "prior": float(prior.mean()) / dim,
         },
+        # where the diffusion term comes from: its share per t-range (sums to the diffusion term)
+        "diffusion_by_t_nats_per_dim": {"edges": edges, "value": per_bin.tolist()},
         "per_sample_nats_per_dim": per_sample.tolist(),
         "n_samples": diffusion.numel(),
         "timesteps_per_sample": timesteps_per_sample,
