@@ -140,7 +140,7 @@ def train(cfg: RunConfig) -> dict:
 
     started = time.perf_counter()
     last_log_time, last_log_step = started, start_step
-    bar = tqdm(total=total, initial=start_step, disable=not main, desc=run_id, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start_step, disable=not main, desc=run_id, dynamic_ncols=True, mininterval=1.0)
     model.train()
     for step in range(start_step, total):
         lr = lr_at(step, total, t.lr, t.schedule, t.warmup_steps, t.cooldown_frac)
