@@ -44,7 +44,6 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     assert all(torch.allclose(big[k], acc[k], atol=1e-6) for k in big)
 
 
-@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
     one = train(load_config(None, [*TINY, "--train.output_dir", str(tmp_path / "one")]))
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
