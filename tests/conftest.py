@@ -1,7 +1,17 @@
-"""Test-wide settings: never touch the network (a forgotten Hub call otherwise retries for ~25 s)."""
+"""Test-wide settings.
+
+Offline: a forgotten Hub call otherwise retries for ~25 s. One intra-op thread: the test models are tiny, and
+with two threads on a busy 2-core machine a step can take 50x longer (OpenMP workers wait on each other); the
+environment variable also reaches the subprocesses that the CLI and multi-process tests start.
+"""
 
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
