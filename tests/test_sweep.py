@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from ditlaws.errors import UserError
@@ -157,10 +156,25 @@ def test_interrupted_run_resumes_to_the_same_record(tmp_path, monkeypatch):
     assert resumed["eval"]["val_loss"] == reference["eval"]["val_loss"]
 
 
-def test_plan_is_cheap_for_the_paper_grid():
-    """The paper's grid plans on the meta device: 84 runs, N up to ~1.7e8, without allocating weights."""
+def test_runs_in_one_process_do_not_leak_state(tmp_path):
+    """A run trained after another one in the same process equals the same run trained alone."""
+    w16 = {"depth": 1, "width": 16, "heads": 1}
+    alone = run_sweep(sweep_from_dict(micro(tmp_path / "a", sizes=[w16], keep_models=False)), log=lambda _: None)
+    after = run_sweep(sweep_from_dict(micro(tmp_path / "b", sizes=[{"depth": 1, "width": 32, "heads": 2}, w16],
+                                            keep_models=False)), log=lambda _: None)
+    assert after[1]["run_id"] == alone[0]["run_id"]
+    for key in ("final_loss", "loss_last10pct", "eval"):
+        assert after[1][key] == alone[0][key]
+
+
+def test_plan_of_the_paper_grid():
+    """84 runs, N up to ~1.7e8, planned on the meta device; the steps are the training module's."""
     sweep = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweeps" / "paper.yaml")
     runs = plan(sweep)
     assert len(runs) == 6 * 14 and max(r.N for r in runs) > 1e8
     assert all(r.config.model.width == 64 * r.config.model.depth for r in runs)
-    assert torch.get_default_device().type == "cpu"
+    d2 = runs[0]
+    model = build_model("in_context", sample_size=32, in_channels=3, text_dim=64, text_len=20, patch_size=2,
+                        depth=2, width=128, heads=2)
+    assert d2.N == model.parameter_counts()["total"] and d2.tokens_per_sample == 256
+    assert d2.steps == steps_for_budget(1e17, d2.N, 256, 1024)
