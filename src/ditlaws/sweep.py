@@ -7,6 +7,13 @@ Each (budget, size, seed) becomes one run of `ditlaws.training.train` whose step
 validation split (`ditlaws.evaluation.validation_loss`) and the merged record (training summary + eval.val_loss)
 goes into the run store as `runs/<study>/<run_id>.json`, which is what fit_laws.py reads.
 
+Sweep YAML (configs/sweeps/): `study`; `base_config` (a run config file; its per-run keys are ignored) and/or
+`base` (sections model / data / train, applied on top); `budgets` (FLOPs); `sizes` (list of {depth, width, heads})
+or `depths` (width 64·depth, heads = depth); `seeds` [0]; `min_steps` 50 (runs with fewer steps are listed but
+not run); `eval` {max_samples 256, timesteps_per_sample 16, batch_size 64, seed 0}; `out` (run folders in
+<out>/runs/<run_id>, store in <out>/store); `store` (another store folder); `keep_models` true (copy each model
+into <store>/models/<run_id>).
+
 Running a sweep again trains nothing that is already in the store with the same configuration; a run that was
 interrupted resumes from its latest checkpoint. Job files for cluster schedulers are not generated yet: on a
 cluster, `--dry-run` lists the runs and each can be launched with train_dit.py + evaluate_dit.py.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import json
 import sys
@@ -321,7 +329,7 @@ def config_fingerprint(cfg: RunConfig, eval_settings: EvalSettings) -> str:
     for section, keys in _NOT_IDENTITY.items():
         for key in keys:
             data[section].pop(key, None)
-    data["eval"] = vars(eval_settings) if hasattr(eval_settings, "__dict__") else dict(eval_settings)
+    data["eval"] = dataclasses.asdict(eval_settings)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
 
 
@@ -372,7 +380,7 @@ def run_sweep(sweep: Sweep, log=print) -> list[dict]:
         train_s = time.perf_counter() - t0
         val = evaluate_run(cfg, sweep.eval)
         record = {**summary, "eval": {"val_loss": val},
-                  "sweep": {"study": sweep.study, "config_sha256": fingerprint, "eval": vars(sweep.eval),
+                  "sweep": {"study": sweep.study, "config_sha256": fingerprint, "eval": dataclasses.asdict(sweep.eval),
                             "output_dir": cfg.train.output_dir}}
         if sweep.keep_models:
             record["sweep"]["model_dir"] = str(store.put_model(run.run_id, Path(cfg.train.output_dir) / "model"))
