@@ -136,3 +136,15 @@ def test_checkpoints_latest_prune_and_unfinished(tmp_path):
     assert ckpt.resolve_resume("latest", tmp_path / "empty") is None
     with pytest.raises(UserError, match="train.resume"):
         ckpt.resolve_resume(str(tmp_path / "checkpoints" / "step_8"), tmp_path)
+
+
+@pytest.mark.parametrize("budget", [1.9e12, 1e17, 6e18, 1.5e21])
+def test_default_run_ids_are_valid_store_names(budget):
+    from ditlaws.config import load_config
+    from ditlaws.hub import check_name
+    from ditlaws.training.record import default_run_id
+
+    cfg = load_config(None, ["--train.budget", str(budget), "--model.width", "96"])
+    run_id = default_run_id(cfg)
+    assert check_name("run id", run_id) == run_id
+    assert "+" not in run_id and f"C{budget:.3g}".replace("+", "") in run_id

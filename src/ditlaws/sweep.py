@@ -254,7 +254,7 @@ def run_config(sweep: Sweep, budget: float, size: dict, seed: int, source: str =
         cfg = config_from_dict(raw, source=f"{source}: base")
     except UserError as err:
         raise UserError(f"{source}: {err}" if not str(err).startswith(source) else str(err)) from None
-    cfg.train.run_id = default_run_id(cfg).replace("+", "")  # C1e+17 -> C1e17: store names allow no '+'
+    cfg.train.run_id = default_run_id(cfg)
     cfg.train.output_dir = str(sweep.runs_dir / cfg.train.run_id)
     return cfg
 

@@ -2,12 +2,12 @@
 
 Two ways to make a resample, both applied within each budget so every budget keeps its own size grid:
 
-* ``noise`` (default): keep the sizes, replace each loss by the fitted curve times (1 + sigma·z). sigma is the
-  measured seed-to-seed relative noise when given (``noise_rel``), otherwise the parabola residuals pooled over
-  budgets, in which case sigma itself is redrawn per resample from its chi-square distribution so a noise level
-  estimated from few points widens the intervals as it should. It is the default because it stays well defined
-  with the 4-8 sizes per budget of real sweeps and its 90 % intervals cover ~90 % of the time on synthetic
-  truth (tests/test_laws_synthetic.py); it trusts the parabola's shape.
+* ``noise`` (default): keep the sizes, replace each loss by the fitted curve times exp(sigma·z) (≈ 1 + sigma·z).
+  sigma is the measured seed-to-seed relative noise when given (``noise_rel``), otherwise the parabola residuals
+  pooled over budgets, in which case sigma itself is redrawn per resample from its chi-square distribution
+  so a noise level estimated from few points widens the intervals as it should. It is the default because it
+  stays well defined with the 4-8 sizes per budget of real sweeps and its 90 % intervals cover ~90 % of the time
+  on synthetic truth (tests/test_laws_synthetic.py); it trusts the parabola's shape.
 * ``resample``: draw the budget's runs with replacement. It assumes nothing about the noise or the curve's shape,
   so misfit shows up as width; on the synthetic truth it over-covers (~97 % for a nominal 90 %), and with few runs
   per budget it produces degenerate draws (fewer than 3 distinct sizes), which are dropped and counted. Use it as
@@ -65,7 +65,10 @@ def draw(fits: list[BudgetFit], n_boot: int, rng: np.random.Generator, method: s
         else:
             idx.append(np.broadcast_to(np.arange(n), (n_boot, n)))
             centre = f.predict(f.x) if f.coef is not None else f.loss
-            loss.append(centre * (1 + sigma_draws[:, None] * rng.standard_normal((n_boot, n))))
+            centre = np.where(centre > 0, centre, f.loss)  # a steep parabola can dip below 0 between points
+            # Multiplicative in log space: equal to (1 + sigma·z) to first order, and never a negative loss
+            # when the measured noise is large (small, cliff-like demo grids).
+            loss.append(centre * np.exp(sigma_draws[:, None] * rng.standard_normal((n_boot, n))))
             fid_centre = lf
             if f.fid_coef is not None:
                 fid_centre = np.where(np.isfinite(lf), parabola_design(f.x, f.centre, f.scale) @ f.fid_coef, lf)

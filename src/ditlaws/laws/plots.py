@@ -58,7 +58,7 @@ def isoflop_figure(sf: StudyFit, targets, path: Path) -> Path:
     for i, f in enumerate(sf.fits):
         color = cmap(i / max(len(sf.fits) - 1, 1))
         N = np.exp(f.x)
-        axes[0].scatter(N, f.loss, color=color, s=14, label=f"{f.budget:.0e}" + ("" if f.used else " (excluded)"),
+        axes[0].scatter(N, f.loss, color=color, s=14, label=f"{f.budget:.2g}" + ("" if f.used else " (excluded)"),
                         marker="o" if f.used else "x")
         if f.coef is not None:
             xs = np.linspace(f.x.min(), f.x.max(), 100)
