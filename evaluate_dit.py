@@ -2,6 +2,7 @@
 
     python evaluate_dit.py --checkpoint outputs/run --metrics loss,vlb,nll,fid,samples [--splits val,ood]
     python evaluate_dit.py --checkpoint user/ditlaws-run --data builtin32 --data.val_size 512 --out eval.json
+    python evaluate_dit.py --checkpoint outputs/run --store outputs/store   # also merge the metrics into the store
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 import sys
 
 from ditlaws.errors import UserError
-from ditlaws.evaluation.runner import METRICS, EvalOptions, evaluate_checkpoint
+from ditlaws.evaluation.loading import resolve_checkpoint
+from ditlaws.evaluation.runner import METRICS, EvalOptions, evaluate_checkpoint, run_record_for_store, store_eval
 
 
 def parse_args(argv=None):
@@ -41,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--guidance-scale", type=float, default=defaults.guidance_scale)
     p.add_argument("--grid-samples", type=int, default=defaults.grid_samples)
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--store", help="run store folder: merge the summary into runs/<study>/<run_id>.json as 'eval'")
     return p.parse_known_args(argv)
 
 
@@ -57,8 +60,11 @@ def main(argv=None) -> int:
             fid_features=args.fid_features, fid_weights=args.fid_weights, sample_steps=args.sample_steps,
             guidance_scale=args.guidance_scale, grid_samples=args.grid_samples, device=args.device,
         )
+        record = run_record_for_store(resolve_checkpoint(args.checkpoint)[1]) if args.store else None
         report, path = evaluate_checkpoint(args.checkpoint, args.data, options, out=args.out,
                                            data_overrides=overrides, stats_dir=args.fid_stats_dir)
+        if record is not None:
+            print(f"store: {store_eval(args.store, record, report['summary'])}")
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -74,3 +74,43 @@ def test_bad_input_exits_2_with_one_line(run_dir, capsys, extra, message):
 def test_missing_checkpoint_exits_2(tmp_path, capsys):
     assert evaluate_dit.main(["--checkpoint", str(tmp_path / "nothing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_store_receives_the_eval_summary_and_fit_laws_reads_it(run_dir, tmp_path):
+    from ditlaws.hub import LocalStore
+    from ditlaws.laws.table import load_runs
+
+    store = tmp_path / "store"
+    args = _args(run_dir, "--metrics", "loss", "--splits", "val,ood", "--out", str(tmp_path / "e.json"))
+    assert evaluate_dit.main([*args, "--store", str(store)]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record = LocalStore(store).get_run(summary["study"], summary["run_id"])
+    assert record["N"] == summary["N"] and record["eval"]["val_loss"]["mean"] > 0
+    table = load_runs(str(store))
+    assert table.loss[0] == record["eval"]["val_loss"]["mean"]
+    assert table.ood_loss[0] == record["eval"]["ood_val_loss"]["mean"]
+    # a second evaluation merges into the same record without losing the first one's fields
+    assert evaluate_dit.main([*_args(run_dir, "--metrics", "fid", "--out", str(tmp_path / "f.json")),
+                              "--store", str(store)]) == 0
+    again = LocalStore(store).get_run(summary["study"], summary["run_id"])
+    assert again["eval"]["val_loss"] == record["eval"]["val_loss"] and again["eval"]["fid"] > 0
+
+
+def test_store_needs_a_run_folder(run_dir, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(run_dir / "model", tmp_path / "bare_model")  # a diffusers folder with no run around it
+    args = _args(tmp_path / "bare_model", "--metrics", "loss", "--data", "builtin32", "--data.resolution", "16",
+                 "--out", str(tmp_path / "e.json"))
+    assert evaluate_dit.main([*args, "--store", str(tmp_path / "store")]) == 2
+    assert "--store: the checkpoint is not a train_dit.py run folder" in capsys.readouterr().err
+    assert not (tmp_path / "e.json").exists()  # refused before any evaluation ran
+
+
+def test_data_only_config_by_name(run_dir, tmp_path):
+    """`--data builtin32` is a data-only YAML: its (absent) train section must not be validated."""
+    args = _args(run_dir, "--metrics", "loss", "--data", "builtin32", "--data.resolution", "16",
+                 "--data.text_dim", "16", "--data.text_len", "8", "--data.val_size", "8",
+                 "--out", str(tmp_path / "e.json"))
+    assert evaluate_dit.main(args) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["summary"]["val_loss"]["mean"] > 0

@@ -186,6 +186,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(raw, source=str(path) if path else "overrides")
 
 
+def load_data_config(path: str | Path | None, overrides: list[str] | None = None) -> DataConfig:
+    """Only the `data:` section of a YAML config (other sections are ignored, not validated) plus
+    `--data.key value` overrides: for tools that read data alone (prepare, evaluation)."""
+    raw = (read_yaml(path).get("data") or {}) if path else {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: section 'data' must be a mapping")
+    for key, value in parse_overrides(overrides or []).items():
+        section, _, name = key.partition(".")
+        if section != "data":
+            raise UserError(f"--{key}: only --data.<key> <value> overrides are accepted here")
+        raw[name] = value
+    cfg = section_from_dict(DataConfig, raw, "data")
+    cfg.validate()
+    return cfg
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from ditlaws.config import DataConfig, parse_overrides, read_yaml, section_from_dict
+from ditlaws.config import load_data_config
 from ditlaws.data import builtin, cache, sources
 from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.loader import collate_samples
@@ -35,21 +35,6 @@ SOURCE_FIELDS = ("source", "data_files", "data_dir", "dataset_config", "image_co
                  "train_split", "val_split", "val_size", "resolution", "complexity", "seed", "image_encoder",
                  "image_encoder_subfolder", "text_encoder", "text_encoder_subfolder", "tokenizer_subfolder",
                  "text_len", "text_dim", "text_seed", "latent_dtype", "num_shards")
-
-
-def load_data_config(path: str | None, overrides: list[str] | None = None) -> DataConfig:
-    """The `data:` section of a YAML config (other sections are ignored) plus `--data.key value` overrides."""
-    raw = (read_yaml(path).get("data") or {}) if path else {}
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: section 'data' must be a mapping")
-    for key, value in parse_overrides(overrides or []).items():
-        section, _, name = key.partition(".")
-        if section != "data":
-            raise UserError(f"--{key}: prepare only takes data.* overrides")
-        raw[name] = value
-    cfg = section_from_dict(DataConfig, raw, "data")
-    cfg.validate()
-    return cfg
 
 
 def count_rows(data_cfg, split: str, num_samples: int | None) -> int:

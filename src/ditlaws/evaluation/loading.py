@@ -45,7 +45,7 @@ def load_model(model_dir: Path):
 
 def load_data_config(data: str | None, run_dir: Path | None, overrides: list[str]):
     """The data section from --data (a YAML file or a name in configs/data/), else from the run's config.yaml."""
-    from ditlaws.config import load_config
+    from ditlaws.config import load_data_config as load_data_section
 
     if data is None:
         if run_dir is None or not (run_dir / "config.yaml").is_file():
@@ -59,7 +59,4 @@ def load_data_config(data: str | None, run_dir: Path | None, overrides: list[str
                 names = sorted(p.stem for p in CONFIG_ROOT.glob("*.yaml"))
                 raise UserError(f"--data {data}: not a file and not a config name; valid names: {', '.join(names)}")
             path = named
-    bad = [o for o in overrides if o.startswith("--") and not o[2:].startswith("data.")]
-    if bad:
-        raise UserError(f"unexpected argument {bad[0]!r}; only --data.<key> <value> overrides are accepted here")
-    return load_config(path, overrides).data
+    return load_data_section(path, overrides)

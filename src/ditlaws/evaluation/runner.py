@@ -238,3 +238,25 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
     tmp.replace(path)
+
+
+
+def run_record_for_store(run_dir: Path | None) -> dict:
+    """The run's summary.json, which names its study and run id in the store; checked before any evaluation."""
+    if run_dir is None or not (run_dir / "summary.json").is_file():
+        raise UserError("--store: the checkpoint is not a train_dit.py run folder (no summary.json), so its study "
+                        "and run id are unknown")
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def store_eval(store: str | Path, record: dict, summary: dict) -> Path:
+    """Merge an evaluation summary into the run's record in a LocalStore (created from `record` if absent)."""
+    from ditlaws.hub import LocalStore, merge
+
+    local = LocalStore(store)
+    path = local.run_path(record["study"], record["run_id"])
+    if path.is_file():
+        local.update_run(record["study"], record["run_id"], {"eval": summary})
+    else:
+        local.put_run(merge(record, {"eval": summary}))
+    return path

@@ -166,8 +166,11 @@ def _record_row(rec: dict, f: Path, default_study: str | None) -> dict:
     if isinstance(ood, dict) and "val_loss" in ood:
         ood = ood["val_loss"]
     ood = _metric(ood if ood is not None else ev.get("ood_val_loss"))
+    budget = rec.get("budget")
+    if budget is None:  # a run trained for explicit steps: its achieved compute is its isoFLOP group
+        budget = rec.get("C")
     return {
-        "_where": str(f), "budget": rec.get("budget"), "N": rec.get("N"), "D": rec.get("D"), "loss": loss,
+        "_where": str(f), "budget": budget, "N": rec.get("N"), "D": rec.get("D"), "loss": loss,
         "fid": _metric(ev.get("fid")) if isinstance(ev, dict) else None, "ood_loss": ood,
         "study": rec.get("study") or default_study, "C_closed_form": rec.get("C_closed_form"),
         "run_id": rec.get("run_id") or f.stem,
