@@ -1,6 +1,5 @@
 """Fréchet distance, running feature statistics, feature networks, and the `evaluate` metric module."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,10 +7,9 @@ import scipy.linalg
 import torch
 
 from ditlaws.errors import UserError
+from ditlaws.evaluation import FID_METRIC_PATH
 from ditlaws.evaluation.features import BuiltinFeatureNet, get_feature_extractor
 from ditlaws.evaluation.fid import FeatureStats, fid_from_features, frechet_distance
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _gaussian(n, mean, cov, seed):
@@ -110,7 +108,7 @@ def test_evaluate_module_loads_offline_and_matches_the_library(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
-    metric = evaluate.load(str(ROOT / "metrics" / "fid"))
+    metric = evaluate.load(str(FID_METRIC_PATH))
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) + 0.5
     out = metric.compute(predictions=list(a), references=list(b))

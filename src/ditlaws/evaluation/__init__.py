@@ -5,13 +5,19 @@ iterable of batches ``{"latent", "text_states", "text_mask", "pooled", "caption"
 per sample id, so results do not depend on the batch size.
 """
 
+from pathlib import Path
+
 from ditlaws.evaluation.fid import FeatureStats, fid_from_features, frechet_distance
 from ditlaws.evaluation.likelihood import ode_log_likelihood, ode_nll
 from ditlaws.evaluation.reference import GaussianMixtureFlow
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
 
+# The `evaluate` metric module (evaluate itself has no FID): evaluate.load(str(FID_METRIC_PATH)), offline.
+FID_METRIC_PATH = Path(__file__).parent / "metrics" / "fid"
+
 __all__ = [
+    "FID_METRIC_PATH",
     "FeatureStats",
     "GaussianMixtureFlow",
     "fid_from_features",

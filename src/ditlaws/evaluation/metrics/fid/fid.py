@@ -32,7 +32,8 @@ Args:
 Returns:
     fid: the Fréchet distance (float); feature_extractor: its name; n_predictions, n_references.
 Examples:
-    >>> fid = evaluate.load("/path/to/ditlaws/metrics/fid")
+    >>> from ditlaws.evaluation import FID_METRIC_PATH
+    >>> fid = evaluate.load(str(FID_METRIC_PATH))
     >>> fid.compute(predictions=[[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], references=[[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
     {'fid': 0.0, 'feature_extractor': 'features', 'n_predictions': 3, 'n_references': 3}
 """
