@@ -13,11 +13,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ditlaws.errors import UserError
+from ditlaws.jsonio import write_json_atomic
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -40,20 +40,6 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class LocalStore:
     """A run store in a local folder."""
 
@@ -68,13 +54,13 @@ class LocalStore:
             if key not in record:
                 raise UserError(f"run record: missing field {key!r}")
         path = self.run_path(record["study"], record["run_id"])
-        write_json_atomic(path, record)
+        write_json_atomic(path, record, sort_keys=True)
         return path
 
     def update_run(self, study: str, run_id: str, update: dict[str, Any]) -> dict[str, Any]:
         """Merge `update` (e.g. {"eval": {...}}) into an existing record and return the result."""
         record = merge(self.get_run(study, run_id), update)
-        write_json_atomic(self.run_path(study, run_id), record)
+        write_json_atomic(self.run_path(study, run_id), record, sort_keys=True)
         return record
 
     def get_run(self, study: str, run_id: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from ditlaws.data import builtin, cache, sources
 from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.loader import collate_samples
 from ditlaws.errors import UserError
+from ditlaws.jsonio import write_json_atomic
 
 logger = logging.getLogger("ditlaws.data.prepare")
 SOURCE_FIELDS = ("source", "data_files", "data_dir", "dataset_config", "image_column", "caption_column",
@@ -174,9 +175,7 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         samples = shard_samples(data_cfg, split, start, stop)
         info = write_shard(split_dir / name, samples, specs, text_encoder, image_encoder, batch_size, device)
         info.update(file=name, start=start, stop=stop, fingerprint=fingerprint)
-        tmp_marker = done_marker.with_name("." + done_marker.name + ".tmp")
-        tmp_marker.write_text(json.dumps(info))
-        os.replace(tmp_marker, done_marker)
+        write_json_atomic(done_marker, info, indent=None)
         shard_infos.append(info)
 
     skipped = Counter()
@@ -198,9 +197,7 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
             data_cfg.source != "builtin" and split == "train" and data_cfg.val_split is None) else ""
         raise UserError(f"{data_cfg.source}: no usable rows for split {split!r} ({total} read, "
                         f"{sum(skipped.values())} skipped{held})")
-    tmp_manifest = split_dir / ".manifest.json.tmp"
-    tmp_manifest.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp_manifest, split_dir / "manifest.json")
+    write_json_atomic(split_dir / "manifest.json", manifest)
     if skipped:
         logger.warning("%s: skipped %d unusable rows (%s); see manifest.json", split_dir, sum(skipped.values()),
                        ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))

@@ -24,6 +24,7 @@ from ditlaws.evaluation.likelihood import ode_nll
 from ditlaws.evaluation.samples import generate, save_grid
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
+from ditlaws.jsonio import write_json_atomic
 
 METRICS = ("loss", "vlb", "nll", "fid", "samples")
 
@@ -230,15 +231,8 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalOptions,
     report = {"checkpoint": checkpoint, "model_dir": str(model_dir), "data": dataclasses.asdict(data_cfg),
               "latent_space": "pixels in [-1, 1] (8-bit images)" if data_cfg.image_encoder == "identity"
               else f"VAE latents of {data_cfg.image_encoder} (VAE terms omitted from VLB / NLL)", **report}
-    write_json(out_path, report)
+    write_json_atomic(out_path, report)
     return report, out_path
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    tmp.replace(path)
-
 
 
 def run_record_for_store(run_dir: Path | None) -> dict:

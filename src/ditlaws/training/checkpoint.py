@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from ditlaws.errors import UserError
+from ditlaws.jsonio import write_json_atomic
 
 STATE_FILE = "training_state.json"
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -51,9 +52,7 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 
 def write_state(folder: Path, state: dict) -> None:
-    tmp = folder / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(folder / STATE_FILE)
+    write_json_atomic(folder / STATE_FILE, state, indent=1)
 
 
 def read_state(folder: Path) -> dict:

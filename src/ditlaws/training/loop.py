@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from ditlaws.config import RunConfig, save_config
 from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
+from ditlaws.jsonio import write_json_atomic
 from ditlaws.models import build_model
 from ditlaws.training import checkpoint as ckpt
 from ditlaws.training.budget import plan_compute
@@ -207,7 +208,7 @@ def train(cfg: RunConfig) -> dict:
     summary["replica_param_sha256"] = gather_object([parameter_hash(accelerator.unwrap_model(model))])
     _save_model(accelerator, model, output / "model")
     if main:
-        (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json_atomic(output / "summary.json", summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
