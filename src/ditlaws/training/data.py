@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.loader import make_dataloader
 from ditlaws.training.layout import BatchLayout
 
@@ -17,6 +18,9 @@ from ditlaws.training.layout import BatchLayout
 class TrainStream:
     def __init__(self, data_cfg, layout: BatchLayout, device=None):
         self.data_cfg, self.layout, self.device = data_cfg, layout, device
+        # Frozen encoders (a VAE, a CLIP text model) load once, not once per loader; a prepared cache needs none.
+        self.encoders = {} if data_cfg.cache_dir else {"text_encoder": build_text_encoder(data_cfg),
+                                                       "image_encoder": build_image_encoder(data_cfg)}
         first = next(iter(self._loader(skip=0)))
         _, channels, height, width = first["latent"].shape
         _, text_len, text_dim = first["text_states"].shape
@@ -25,7 +29,8 @@ class TrainStream:
 
     def _loader(self, skip: int):
         return make_dataloader(self.data_cfg, "train", batch_size=self.layout.micro_batch, rank=self.layout.rank,
-                               world_size=self.layout.processes, skip_batches=skip, device=self.device)
+                               world_size=self.layout.processes, skip_batches=skip, device=self.device,
+                               **self.encoders)
 
     def batches(self, skip: int = 0) -> Iterator[dict]:
         """This process's batches from its `skip`-th on (the built-in set never ends; a finite source may)."""
