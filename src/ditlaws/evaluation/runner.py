@@ -195,7 +195,7 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalOptions,
     """Load a checkpoint and its data, run ``evaluate_model``, write eval.json; returns (report, path)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from ditlaws.data import build_dataset, build_image_encoder, collate_samples, make_dataloader
+    from ditlaws.data import build_dataset, build_image_encoder, build_text_encoder, collate_samples, make_dataloader
     from ditlaws.evaluation.loading import load_data_config, load_model, resolve_checkpoint
     from ditlaws.pipeline import DiTPipeline
 
@@ -205,7 +205,7 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalOptions,
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
     options.device = device
     model = load_model(model_dir).to(device).eval()
-    image_encoder = build_image_encoder(data_cfg)
+    image_encoder, text_encoder = build_image_encoder(data_cfg), build_text_encoder(data_cfg)  # once, not per metric
     out_path = Path(out) if out else (run_dir or model_dir) / "eval.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     vae = getattr(image_encoder, "vae", None)
@@ -213,7 +213,8 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalOptions,
     pipeline.set_progress_bar_config(disable=True)
 
     def batches(split: str):
-        return make_dataloader(data_cfg, split, batch_size=options.batch_size, seed=data_cfg.seed)
+        return make_dataloader(data_cfg, split, batch_size=options.batch_size, seed=data_cfg.seed,
+                               text_encoder=text_encoder, image_encoder=image_encoder)
 
     def real_images(split: str):
         dataset = build_dataset(data_cfg, split)
