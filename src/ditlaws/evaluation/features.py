@@ -29,9 +29,13 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def cache_root() -> Path:
+    """Where ditlaws keeps derived files (feature weights, FID reference statistics): $DITLAWS_CACHE or ~/.cache."""
+    return Path(os.environ.get("DITLAWS_CACHE", Path.home() / ".cache" / "ditlaws"))
+
+
 def default_builtin_weights() -> Path:
-    root = Path(os.environ.get("DITLAWS_CACHE", Path.home() / ".cache" / "ditlaws"))
-    return root / "features" / "builtin_cnn.safetensors"
+    return cache_root() / "features" / "builtin_cnn.safetensors"
 
 
 class BuiltinFeatureNet(nn.Module):

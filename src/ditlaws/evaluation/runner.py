@@ -19,7 +19,7 @@ import torch
 
 from ditlaws.errors import UserError
 from ditlaws.evaluation import fid as fid_lib
-from ditlaws.evaluation.features import default_builtin_weights, get_feature_extractor
+from ditlaws.evaluation.features import cache_root, default_builtin_weights, get_feature_extractor
 from ditlaws.evaluation.likelihood import ode_nll
 from ditlaws.evaluation.samples import generate, save_grid
 from ditlaws.evaluation.validation_loss import validation_loss
@@ -222,7 +222,7 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalOptions,
         return (batch["pixels"] for batch in loader)
 
     fingerprint = {k: v for k, v in dataclasses.asdict(data_cfg).items() if k not in ("num_workers", "cache_dir")}
-    stats_root = Path(stats_dir) if stats_dir else Path.home() / ".cache" / "ditlaws" / "fid_stats"
+    stats_root = Path(stats_dir) if stats_dir else cache_root() / "fid_stats"
     report = evaluate_model(
         model, batches=batches, real_images=real_images, pipeline=pipeline, options=options,
         out_dir=out_path.parent, pixel_8bit=data_cfg.image_encoder == "identity",
