@@ -10,11 +10,6 @@ from ditlaws.errors import UserError
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
 
-def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask[..., None].to(states.dtype)
-    return (states * weights).sum(1) / weights.sum(1).clamp(min=1)
-
-
 class DiTPipeline(DiffusionPipeline):
     """Text-to-image sampling with an `InContextDiT` / `CrossAttnDiT` and classifier-free guidance.
 
@@ -50,14 +45,9 @@ class DiTPipeline(DiffusionPipeline):
         if self.tokenizer is None:
             states, mask, pooled = self.text_encoder.encode(list(prompt))
         else:
-            tokens = self.tokenizer(list(prompt), padding="max_length", max_length=text_len, truncation=True,
-                                    return_tensors="pt")
-            mask = tokens["attention_mask"].to(device)
-            out = self.text_encoder(input_ids=tokens["input_ids"].to(device), attention_mask=mask)
-            states, mask = out.last_hidden_state, mask.bool()
-            pooled = getattr(out, "pooler_output", None)
-            if pooled is None or pooled.shape[-1] != states.shape[-1]:
-                pooled = masked_mean(states, mask)
+            from ditlaws.data.encoders import encode_with_transformers
+
+            states, mask, pooled = encode_with_transformers(self.text_encoder, self.tokenizer, prompt, text_len)
         return states.to(device), mask.to(device), pooled.to(device)
 
     def _check_text(self, states, mask, pooled):

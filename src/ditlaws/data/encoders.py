@@ -140,19 +140,25 @@ class TransformersTextEncoder(nn.Module):
     def name(self) -> str:
         return f"transformers:{self.path}:{type(self.model).__name__}"
 
-    @torch.no_grad()
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        tokens = self.tokenizer(list(captions), padding="max_length", max_length=self._text_len, truncation=True,
-                                return_tensors="pt")
-        device = next(self.model.parameters()).device
-        ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
-        out = self.model(input_ids=ids, attention_mask=mask)
-        states = out.last_hidden_state.float()
-        pooled = getattr(out, "pooler_output", None)
-        if pooled is None or pooled.shape[-1] != states.shape[-1]:
-            weights = mask[..., None].to(states.dtype)
-            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
-        return states, mask.bool(), pooled.float()
+        return encode_with_transformers(self.model, self.tokenizer, captions, self._text_len)
+
+
+@torch.no_grad()
+def encode_with_transformers(model, tokenizer, captions: list[str], text_len: int):
+    """(states, mask, pooled) from a transformers text model; the one definition that training data and the
+    sampling pipeline share, so a DiT is sampled with exactly the conditioning it was trained on."""
+    tokens = tokenizer(list(captions), padding="max_length", max_length=text_len, truncation=True,
+                       return_tensors="pt")
+    device = next(model.parameters()).device
+    ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+    out = model(input_ids=ids, attention_mask=mask)
+    states = out.last_hidden_state.float()
+    pooled = getattr(out, "pooler_output", None)
+    if pooled is None or pooled.shape[-1] != states.shape[-1]:
+        weights = mask[..., None].to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+    return states, mask.bool(), pooled.float()
 
 
 class IdentityImageEncoder(nn.Module):
