@@ -30,7 +30,7 @@ fi
 # The run to evaluate in full: the lowest validation loss at the largest budget.
 best=$("$py" - "$out/sweep/store" <<'EOF'
 import sys
-from ditlaws.hub import LocalStore
+from ditlaws.store import LocalStore
 runs = LocalStore(sys.argv[1]).list_runs("demo")
 top = max(r["budget"] for r in runs)
 best = min((r for r in runs if r["budget"] == top), key=lambda r: r["eval"]["val_loss"]["mean"])

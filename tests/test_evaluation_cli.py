@@ -77,8 +77,8 @@ def test_missing_checkpoint_exits_2(tmp_path, capsys):
 
 
 def test_store_receives_the_eval_summary_and_fit_laws_reads_it(run_dir, tmp_path):
-    from ditlaws.hub import LocalStore
     from ditlaws.laws.table import load_runs
+    from ditlaws.store import LocalStore
 
     store = tmp_path / "store"
     args = _args(run_dir, "--metrics", "loss", "--splits", "val,ood", "--out", str(tmp_path / "e.json"))

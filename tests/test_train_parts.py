@@ -141,7 +141,7 @@ def test_checkpoints_latest_prune_and_unfinished(tmp_path):
 @pytest.mark.parametrize("budget", [1.9e12, 1e17, 6e18, 1.5e21])
 def test_default_run_ids_are_valid_store_names(budget):
     from ditlaws.config import load_config
-    from ditlaws.hub import check_name
+    from ditlaws.store import check_name
     from ditlaws.training.record import default_run_id
 
     cfg = load_config(None, ["--train.budget", str(budget), "--model.width", "96"])

@@ -110,7 +110,7 @@ def sweep_from_dict(raw: dict, source: str = "sweep", root: Path | None = None, 
     study = raw.get("study")
     if not isinstance(study, str) or not study:
         raise UserError(f"{source}: study must be a name (letters, digits, '.', '_', '-'), got {study!r}")
-    from ditlaws.hub import check_name
+    from ditlaws.store import check_name
 
     check_name("study", study)
     base = _base_config(raw, source, root)
@@ -350,7 +350,7 @@ def evaluate_run(cfg: RunConfig, settings: EvalSettings) -> dict:
 
 def run_sweep(sweep: Sweep, log=print) -> list[dict]:
     """Train and evaluate every planned run that is not already in the store; returns all the sweep's records."""
-    from ditlaws.hub import LocalStore
+    from ditlaws.store import LocalStore
     from ditlaws.training import train
     from ditlaws.training.checkpoint import complete_checkpoints
 

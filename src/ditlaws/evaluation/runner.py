@@ -246,7 +246,7 @@ def run_record_for_store(run_dir: Path | None) -> dict:
 
 def store_eval(store: str | Path, record: dict, summary: dict) -> Path:
     """Merge an evaluation summary into the run's record in a LocalStore (created from `record` if absent)."""
-    from ditlaws.hub import LocalStore, merge
+    from ditlaws.store import LocalStore, merge
 
     local = LocalStore(store)
     path = local.run_path(record["study"], record["run_id"])

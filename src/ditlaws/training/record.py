@@ -15,7 +15,7 @@ import ditlaws
 def default_run_id(cfg) -> str:
     """`<family>-d<depth>[-w<width>]-p<patch>-<budget or steps>-s<seed>`, e.g. `in_context-d4-p2-C1e15-s0`.
 
-    The exponent's '+' is dropped: run ids are store file names and Hub paths (see ditlaws.hub.check_name)."""
+    The exponent's '+' is dropped: run ids are store file names and Hub paths (see ditlaws.store.check_name)."""
     m, t = cfg.model, cfg.train
     amount = f"C{t.budget:.3g}".replace("+", "") if t.budget is not None else f"steps{t.steps}"
     width = f"-w{m.width}" if m.width is not None else ""

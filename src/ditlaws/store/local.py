@@ -1,4 +1,4 @@
-"""The run store: one layout for a local folder and (later) a Hub dataset repo.
+"""The local run store: a folder with the store layout (see ditlaws.store).
 
     <root>/runs/<study>/<run_id>.json     one record per run (see docs/ARCHITECTURE.md, "Run record")
     <root>/models/<run_id>/               a kept checkpoint in diffusers format (on the Hub: one model repo per run)
@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,16 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One run record as read from a store: the parsed record, or why it could not be read."""
+
+    where: str  # the file (local path or repo path), for messages
+    study: str
+    record: dict[str, Any] | None  # None when the file is not a valid record
+    error: str | None = None
 
 
 class LocalStore:
@@ -79,6 +91,24 @@ class LocalStore:
         for name in studies:
             records += [_read_record(p) for p in sorted((self.root / "runs" / name).glob("*.json"))]
         return records
+
+    def iter_records(self, study: str | None = None) -> Iterator[StoredRecord]:
+        """Every record file of a study (or of all studies), in name order; unreadable ones carry an error."""
+        for name in [check_name("study", study)] if study else self.studies():
+            for path in sorted((self.root / "runs" / name).glob("*.json")):
+                try:
+                    record = json.loads(path.read_bytes())
+                except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                    yield StoredRecord(str(path), name, None, f"not valid JSON ({err})")
+                    continue
+                if not isinstance(record, dict):
+                    yield StoredRecord(str(path), name, None, "a run record must be a JSON object")
+                    continue
+                yield StoredRecord(str(path), name, record)
+
+    def provenance(self) -> dict[str, Any]:
+        """What a fit records about its input: the store kind, where it is, and the content revision."""
+        return {"kind": "local", "root": str(self.root), "revision": self.revision()}
 
     def put_model(self, run_id: str, folder: str | Path) -> Path:
         """Copy a diffusers model folder (safetensors + config) into the store."""

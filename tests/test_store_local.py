@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ditlaws.errors import UserError
-from ditlaws.hub import LocalStore
+from ditlaws.store import LocalStore
 
 
 def record(run_id, study="s", loss=0.5):
