@@ -11,8 +11,12 @@ import sys
 
 
 def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Any config key can be overridden: --train.budget 1e15 --model.depth 6")
+    from ditlaws.config import RUN_SECTIONS
+    from ditlaws.options import ArgumentParser, section_help
+
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="Any config key can be overridden (--train.budget 1e15 --model.depth 6):\n\n"
+                                   + section_help(RUN_SECTIONS))
     parser.add_argument("--config", help="YAML run config with sections model / data / train")
     args, overrides = parser.parse_known_args(argv)
     return args.config, overrides

@@ -23,7 +23,7 @@ BASE = {
 def micro(tmp_path, **extra) -> dict:
     raw = {"study": "micro", "base": BASE, "budgets": [3e7], "min_steps": 2,
            "sizes": [{"depth": 1, "width": 16, "heads": 1}, {"depth": 1, "width": 32, "heads": 2}],
-           "eval": {"max_samples": 8, "timesteps_per_sample": 2, "batch_size": 8}, "out": str(tmp_path / "sweep")}
+           "eval": {"max_samples": 8, "loss_timesteps": 2, "batch_size": 8}, "out": str(tmp_path / "sweep")}
     raw.update(extra)
     return raw
 
@@ -60,7 +60,7 @@ def test_depths_use_the_paper_presets(tmp_path):
     raw = micro(tmp_path, depths=[2, 3])
     del raw["sizes"]
     sweep = sweep_from_dict(raw)
-    assert sweep.sizes == [{"depth": 2, "width": 128, "heads": 2}, {"depth": 3, "width": 192, "heads": 3}]
+    assert sweep.size_list == [{"depth": 2, "width": 128, "heads": 2}, {"depth": 3, "width": 192, "heads": 3}]
 
 
 @pytest.mark.parametrize("change, key", [
@@ -133,7 +133,7 @@ def test_runner_stores_records_with_val_loss_and_is_idempotent(tmp_path, monkeyp
     assert all("in store, skipped" in line for line in lines[:2])
     assert store_snapshot(store) == before
 
-    changed = sweep_from_dict(micro(tmp_path, eval={"max_samples": 4, "timesteps_per_sample": 2}))
+    changed = sweep_from_dict(micro(tmp_path, eval={"max_samples": 4, "loss_timesteps": 2}))
     with pytest.raises(UserError, match="different configuration"):
         run_sweep(changed, log=lines.append)
 

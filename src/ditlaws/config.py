@@ -1,156 +1,161 @@
-"""Run configuration: dataclasses per section, YAML files plus `--section.key value` overrides, validated up front.
+"""Every configuration section as a dataclass: run (model / data / train / hub), evaluation, sweep, executor.
 
-A run config is a YAML mapping with the sections `model`, `data` and `train` (see configs/). Every key is checked
-against the dataclass fields below, so a typo or a wrong type is a one-line `UserError` naming the key before any
-work starts.
+All of them are built by one mechanism (`ditlaws.options`): YAML sections and command-line flags go through the
+same coercion and checks, so a typo, a wrong type, a NaN or an out-of-range value is a one-line `UserError`
+naming the key before any work starts. Adding an option is adding one field:
+
+    lr: float = option(1e-4, help="peak learning rate", gt=0)
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import math
-import types
-import typing
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
 from ditlaws.errors import UserError
+from ditlaws.options import option, parse_overrides, section_from_dict
+
+__all__ = ["DataConfig", "EvalConfig", "ExecutorConfig", "HubConfig", "ModelConfig", "RunConfig", "SizeConfig",
+           "SweepConfig", "SweepEvalConfig", "TrainConfig", "config_from_dict", "identity", "identity_diff",
+           "load_config", "load_data_config", "parse_overrides", "read_yaml", "save_config", "section_from_dict"]
+
+WIDTH_PER_DEPTH = 64  # the paper's size presets: width = 64·depth, heads = depth
+
+
+def preset_size(depth: int) -> dict[str, int]:
+    """The paper-style size of a depth: {"depth", "width", "heads"}."""
+    return {"depth": depth, "width": WIDTH_PER_DEPTH * depth, "heads": depth}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run: model / data / train / hub
 
 
 @dataclass
 class ModelConfig:
     """The DiT. Its `sample_size`, `in_channels`, `text_dim` and `text_len` come from the data's encoders."""
 
-    family: Literal["in_context", "cross_attn"] = "in_context"
-    depth: int = 4
-    width: int | None = None  # default 64 * depth
-    heads: int | None = None  # default depth
-    patch_size: int = 2
-    mlp_ratio: float = 4.0
-    gradient_checkpointing: bool = False
+    family: Literal["in_context", "cross_attn"] = option("in_context", help="DiT family")
+    depth: int = option(4, help="transformer blocks", ge=1)
+    width: int | None = option(None, help=f"hidden size (default {WIDTH_PER_DEPTH}·depth)", ge=1)
+    heads: int | None = option(None, help="attention heads (default: depth)", ge=1)
+    patch_size: int = option(2, help="image patch size", ge=1)
+    mlp_ratio: float = option(4.0, help="MLP hidden size / width", gt=0)
+    gradient_checkpointing: bool = option(False, help="recompute activations in the backward pass (saves memory)")
 
-    def validate(self) -> None:
-        _positive(self, "model", "depth", "patch_size", "mlp_ratio")
-        if self.width is not None and self.width <= 0:
-            raise UserError(f"model.width must be a positive integer, got {self.width}")
-        if self.heads is not None and self.heads <= 0:
-            raise UserError(f"model.heads must be a positive integer, got {self.heads}")
-        width = self.width or 64 * self.depth
-        heads = self.heads or self.depth
-        if width % heads:
-            raise UserError(f"model.width ({width}) must be divisible by model.heads ({heads})")
+    @property
+    def resolved_width(self) -> int:
+        return self.width or preset_size(self.depth)["width"]
+
+    @property
+    def resolved_heads(self) -> int:
+        return self.heads or preset_size(self.depth)["heads"]
+
+    def check(self) -> None:
+        if self.resolved_width % self.resolved_heads:
+            raise UserError(f"model.width ({self.resolved_width}) must be divisible by model.heads "
+                            f"({self.resolved_heads})")
 
 
 @dataclass
 class DataConfig:
     """Where samples come from and how they are encoded (see ditlaws.data)."""
 
-    source: str = "builtin"  # "builtin", or a datasets builder / Hub name ("parquet", "imagefolder", "user/set", ...)
-    data_files: str | list[str] | None = None
-    data_dir: str | None = None
-    dataset_config: str | None = None
-    image_column: str = "image"
-    caption_column: str = "text"
-    train_split: str = "train"
-    val_split: str | None = None  # None: a fixed held-out slice of the stream (builtin: a disjoint seed range)
-    resolution: int = 32
-    complexity: int = 2  # builtin: objects per image (1..3); harder settings keep small sweeps from saturating
-    seed: int = 0
-    image_encoder: str = "identity"  # "identity" (pixels in [-1, 1]) or an AutoencoderKL path / Hub id
-    image_encoder_subfolder: str | None = None
-    text_encoder: str = "builtin"  # "builtin" (offline, deterministic) or a transformers path / Hub id
-    text_encoder_subfolder: str | None = None  # e.g. "text_encoder" inside a diffusers pipeline repo
-    tokenizer_subfolder: str | None = None  # e.g. "tokenizer" inside a diffusers pipeline repo
-    text_len: int = 16
-    text_dim: int = 64  # builtin text encoder only (a transformers encoder has its own width)
-    text_seed: int = 0  # builtin text encoder: seed of its fixed embedding table (independent of the data seed)
-    cache_dir: str | None = None  # prepared parquet shards; when set, training reads the cache
-    num_shards: int = 8
-    latent_dtype: Literal["bfloat16", "float16", "float32"] = "float16"
-    shuffle_buffer: int = 1000
-    val_size: int = 256
-    num_workers: int = 0
+    source: str = option("builtin", help='"builtin", or a datasets builder / Hub name ("parquet", "user/set", ...)')
+    data_files: str | list[str] | None = option(None, help="files of a builder source (globs allowed)")
+    data_dir: str | None = option(None, help="folder of a builder source")
+    dataset_config: str | None = option(None, help="the dataset's configuration name")
+    image_column: str = option("image", help="column holding the image")
+    caption_column: str = option("text", help="column holding the caption")
+    train_split: str = option("train", help="the source's training split")
+    val_split: str | None = option(None, help="the source's validation split (None: a fixed held-out part of train)")
+    resolution: int = option(32, help="image side in pixels", ge=16, le=1024)
+    complexity: int = option(2, help="builtin: most objects per image", ge=1)
+    seed: int = option(0, help="data seed (builtin: which images; real sources: shuffle order)", ge=0)
+    image_encoder: str = option("identity", help='"identity" (pixels in [-1, 1]) or an AutoencoderKL path / Hub id')
+    image_encoder_subfolder: str | None = option(None, help='e.g. "vae" inside a diffusers pipeline repo')
+    text_encoder: str = option("builtin", help='"builtin" (offline, deterministic) or a transformers path / Hub id')
+    text_encoder_subfolder: str | None = option(None, help='e.g. "text_encoder" inside a diffusers pipeline repo')
+    tokenizer_subfolder: str | None = option(None, help='e.g. "tokenizer" inside a diffusers pipeline repo')
+    text_len: int = option(16, help="text tokens per caption", ge=1)
+    text_dim: int = option(64, help="builtin text encoder width (a transformers encoder has its own)", ge=1)
+    text_seed: int = option(0, help="builtin text encoder: seed of its fixed embedding table", ge=0)
+    cache_dir: str | None = option(None, help="prepared parquet shards; when set, training reads the cache")
+    num_shards: int = option(8, help="parquet shards written by prepare", ge=1)
+    latent_dtype: Literal["bfloat16", "float16", "float32"] = option("float16", help="dtype of cached latents")
+    shuffle_buffer: int = option(1000, help="shuffle buffer of a streamed source (0 or 1: no shuffle)", ge=0)
+    val_size: int = option(256, help="validation samples (builtin: the fixed set's size)", ge=1)
+    num_workers: int = option(0, help="DataLoader worker processes", ge=0)
 
-    def validate(self) -> None:
-        _positive(self, "data", "resolution", "text_len", "text_dim", "num_shards", "val_size")
+    def check(self) -> None:
         if self.text_encoder == "builtin" and self.text_dim % 2:
             raise UserError(f"data.text_dim must be even for the builtin text encoder, got {self.text_dim}")
-        if not 16 <= self.resolution <= 1024:
-            raise UserError(f"data.resolution must be between 16 and 1024 pixels, got {self.resolution}")
-        if self.complexity < 1:
-            raise UserError(f"data.complexity must be >= 1, got {self.complexity}")
-        if self.shuffle_buffer < 0 or self.num_workers < 0:
-            raise UserError("data.shuffle_buffer and data.num_workers must be >= 0")
 
 
 @dataclass
 class TrainConfig:
     """The optimisation. Defaults are the paper's recipe (configs/train/paper.yaml spells them out)."""
 
-    output_dir: str = "outputs/run"
-    run_id: str | None = None  # default: derived from model, budget and seed
-    study: str = "default"
-    seed: int = 0
-    budget: float | None = None  # FLOPs (C = 6 N D); sets the number of steps
-    steps: int | None = None  # explicit alternative to budget
-    global_batch: int = 1024
-    micro_batch: int | None = None  # per process; gradient accumulation fills the global batch
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-15
-    grad_clip: float = 1.0
-    caption_drop: float = 0.1
-    schedule: Literal["constant", "step", "wsd", "cosine"] = "constant"
-    warmup_steps: int = 0
-    cooldown_frac: float = 0.2  # wsd: fraction of steps spent decaying to zero
-    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
-    t_sampler: Literal["logit_normal", "uniform"] = "logit_normal"
-    t_loc: float = 0.0
-    t_scale: float = 1.0
-    loss_ema: float = 0.9
-    log_every: int = 10
-    checkpoint_every: int = 0  # 0: only at the end
-    keep_checkpoints: int = 2
-    resume: str | None = None  # "latest" or a checkpoint folder
-    peak_flops: float = 0.0  # per process, for the MFU estimate; 0 disables MFU
-    trackers: list[str] = field(default_factory=list)  # "tensorboard", "trackio"
-    fused_adamw: bool = True
-    cpu: bool = False  # train on CPU even when a GPU is present (always on CPU when none is)
+    output_dir: str = option("outputs/run", help="the run folder")
+    run_id: str | None = option(None, help="default: derived from model, budget and seed")
+    study: str = option("default", help="the study this run belongs to (store folder / Hub repo name)")
+    seed: int = option(0, help="seed of initialisation and of every step's draws", ge=0)
+    budget: float | None = option(None, help="compute budget in FLOPs (C = 6·N·D); sets the number of steps", gt=0)
+    steps: int | None = option(None, help="optimizer steps (instead of a budget)", ge=1)
+    global_batch: int = option(1024, help="samples per optimizer step, over all processes", ge=1)
+    micro_batch: int | None = option(None, help="samples per process per forward (gradient accumulation)", ge=1)
+    lr: float = option(1e-4, help="peak learning rate", gt=0)
+    weight_decay: float = option(0.01, help="AdamW weight decay (not on norms, biases, embeddings)", ge=0)
+    betas: tuple[float, float] = option((0.9, 0.95), help="AdamW betas", ge=0, lt=1)
+    eps: float = option(1e-15, help="AdamW epsilon", ge=0)
+    grad_clip: float = option(1.0, help="gradient-norm clip (0: off)", ge=0)
+    caption_drop: float = option(0.1, help="probability of training a sample unconditionally", ge=0, lt=1)
+    schedule: Literal["constant", "step", "wsd", "cosine"] = option("constant", help="learning-rate schedule")
+    warmup_steps: int = option(0, help="linear warmup steps", ge=0)
+    cooldown_frac: float = option(0.2, help="wsd: fraction of steps spent decaying to zero", ge=0, lt=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = option("bf16", help="autocast precision (fp32 master weights)")
+    t_sampler: Literal["logit_normal", "uniform"] = option("logit_normal", help="training timestep distribution")
+    t_loc: float = option(0.0, help="logit-normal location m")
+    t_scale: float = option(1.0, help="logit-normal scale s", gt=0)
+    loss_ema: float = option(0.9, help="smoothing of the logged loss EMA", ge=0, lt=1)
+    log_every: int = option(10, help="steps between metrics.jsonl records", ge=1)
+    checkpoint_every: int = option(0, help="steps between checkpoints (0: only at the end)", ge=0)
+    keep_checkpoints: int = option(2, help="finished checkpoints kept", ge=1)
+    resume: str | None = option(None, help='"latest" or a checkpoint folder')
+    overwrite: bool = option(False, help="replace a different run already in output_dir (default: refuse)")
+    peak_flops: float = option(0.0, help="per-process peak FLOP/s for the MFU estimate (0: no MFU)", ge=0)
+    trackers: list[str] = option(default_factory=list, help="experiment trackers",
+                                 choices=("tensorboard", "trackio", "wandb"))
+    fused_adamw: bool = option(True, help="fused AdamW kernel (much faster on CPU and GPU)")
+    cpu: bool = option(False, help="train on CPU even when a GPU is present")
 
-    def validate(self) -> None:
+    def check(self) -> None:
         if (self.budget is None) == (self.steps is None):
             raise UserError("train: set exactly one of train.budget (FLOPs) or train.steps")
-        if self.budget is not None and not (math.isfinite(self.budget) and self.budget > 0):
-            raise UserError(f"train.budget must be a positive number of FLOPs, got {self.budget}")
-        if self.steps is not None and self.steps <= 0:
-            raise UserError(f"train.steps must be a positive integer, got {self.steps}")
-        _positive(self, "train", "global_batch", "lr", "log_every", "keep_checkpoints")
-        if self.micro_batch is not None and self.micro_batch <= 0:
-            raise UserError(f"train.micro_batch must be a positive integer, got {self.micro_batch}")
         if self.micro_batch is not None and self.global_batch % self.micro_batch:
             raise UserError(f"train.micro_batch ({self.micro_batch}) must divide "
                             f"train.global_batch ({self.global_batch})")
         if self.steps is not None and self.warmup_steps >= self.steps:
             raise UserError(f"train.warmup_steps ({self.warmup_steps}) must be below train.steps ({self.steps})")
-        for key in ("weight_decay", "grad_clip", "warmup_steps", "checkpoint_every", "peak_flops", "eps"):
-            if getattr(self, key) < 0:
-                raise UserError(f"train.{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("caption_drop", "cooldown_frac"):
-            if not 0 <= getattr(self, key) < 1:
-                raise UserError(f"train.{key} must be in [0, 1), got {getattr(self, key)}")
-        if not 0 <= self.loss_ema < 1:
-            raise UserError(f"train.loss_ema must be in [0, 1), got {self.loss_ema}")
-        if not all(0 <= b < 1 for b in self.betas):
-            raise UserError(f"train.betas must both be in [0, 1), got {list(self.betas)}")
-        if self.t_scale <= 0:
-            raise UserError(f"train.t_scale must be > 0, got {self.t_scale}")
-        unknown = sorted(set(self.trackers) - {"tensorboard", "trackio", "wandb"})
-        if unknown:
-            raise UserError(f"train.trackers: unknown {unknown}; valid: tensorboard, trackio, wandb")
+
+
+@dataclass
+class HubConfig:
+    """Where runs are shared on the Hugging Face Hub (nothing is pushed while `org` is unset).
+    The token comes from the environment (HF_TOKEN) or `huggingface-cli login`, never from a config file."""
+
+    org: str | None = option(None, help="Hub user or organisation that receives the study's repos")
+    private: bool = option(False, help="create the repos private")
+    endpoint: str | None = option(None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)")
+    push_every_s: float = option(300.0, help="seconds between background pushes of metrics.jsonl", gt=0)
+    push_model: bool = option(True, help="push the final model (one model repo per run)")
 
 
 @dataclass
@@ -158,25 +163,51 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
     def validate(self) -> RunConfig:
-        self.model.validate()
-        self.data.validate()
-        self.train.validate()
+        for name in RUN_SECTIONS:
+            section_from_dict(RUN_SECTIONS[name], dataclasses.asdict(getattr(self, name)), name)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+RUN_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "hub": HubConfig}
+SECTIONS = RUN_SECTIONS  # the sections of a run config file
+
+# Run settings that change where a run lives or how it is logged and shared, not what it computes.
+NOT_IDENTITY = {"train": ("output_dir", "resume", "overwrite", "log_every", "checkpoint_every", "keep_checkpoints",
+                          "trackers", "peak_flops", "cpu"),
+                "data": ("num_workers",), "hub": tuple(f.name for f in dataclasses.fields(HubConfig))}
+
+
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    """The part of a run config that determines its numbers: everything except paths, logging and sharing."""
+    data = json.loads(json.dumps(cfg.to_dict(), default=list))
+    for section, keys in NOT_IDENTITY.items():
+        for key in keys:
+            data.get(section, {}).pop(key, None)
+    return {k: v for k, v in data.items() if v}
+
+
+def identity_sha256(cfg: RunConfig) -> str:
+    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def identity_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two `identity` mappings."""
+    out = []
+    for section in sorted(set(a) | set(b)):
+        sa, sb = a.get(section) or {}, b.get(section) or {}
+        out += [f"{section}.{k}" for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+    return out
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run config, apply `--section.key value` overrides, validate, and return it."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        raw = read_yaml(path)
+    raw: dict[str, Any] = read_yaml(path) if path is not None else {}
     for key, value in parse_overrides(overrides or []).items():
         section, _, name = key.partition(".")
         raw.setdefault(section, {})
@@ -197,9 +228,7 @@ def load_data_config(path: str | Path | None, overrides: list[str] | None = None
         if section != "data":
             raise UserError(f"--{key}: only --data.<key> <value> overrides are accepted here")
         raw[name] = value
-    cfg = section_from_dict(DataConfig, raw, "data")
-    cfg.validate()
-    return cfg
+    return section_from_dict(DataConfig, raw, "data")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -207,134 +236,187 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: a config must be a mapping with sections {sorted(SECTIONS)}")
+        raise UserError(f"{path}: a config must be a mapping of sections or keys")
     return raw
 
 
-def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """`["--train.lr", "3e-4", "--model.depth=6"]` -> {"train.lr": 3e-4, "model.depth": 6} (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--") or "." not in arg:
-            raise UserError(f"unexpected argument {arg!r}; overrides look like --section.key value")
-        key, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                raise UserError(f"--{key}: missing value")
-            value = args[i + 1]
-            i += 1
-        out[key] = _yaml_scalar(value)
-        i += 1
-    return out
-
-
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(RUN_SECTIONS))
     if unknown:
-        raise UserError(f"{source}: unknown section {unknown[0]!r}; valid sections: {', '.join(sorted(SECTIONS))}")
-    parts = {}
-    for name, cls in SECTIONS.items():
-        values = raw.get(name) or {}
-        if not isinstance(values, dict):
-            raise UserError(f"{source}: section {name!r} must be a mapping")
-        parts[name] = section_from_dict(cls, values, name)
-    return RunConfig(**parts).validate()
-
-
-def section_from_dict(cls: type, values: dict[str, Any], section: str):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in names:
-            close = [n for n in sorted(names) if n.startswith(key[:3])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(f"{section}.{key}: unknown key{hint}; valid keys: {', '.join(sorted(names))}")
-        kwargs[key] = coerce(value, hints[key], f"{section}.{key}")
-    return cls(**kwargs)
-
-
-def coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a type hint, converting only where it is lossless (int -> float, "1e15" -> 1e15)."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return coerce(value, option, key)
-            except UserError as err:
-                errors.append(err)
-        raise errors[0]
-    if origin is Literal:
-        if isinstance(value, bool) and ("no" if not value else "yes") in args:  # YAML 1.1 reads `no` as false
-            value = "no" if not value else "yes"
-        if value not in args:
-            raise UserError(f"{key}: {value!r} is not valid; choose one of {', '.join(map(str, args))}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{key}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise UserError(f"{key}: expected {len(args)} values, got {len(value)}")
-            return tuple(coerce(v, a, key) for v, a in zip(value, args))
-        inner = args[0] if args else Any
-        return origin(coerce(v, inner, key) for v in value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"{key}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise UserError(f"{key}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, str):
-            value = _yaml_scalar(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise UserError(f"{key}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise UserError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _yaml_scalar(text: str) -> Any:
-    if text.lower() in ("yes", "no", "on", "off", "y", "n"):  # YAML 1.1 booleans; on the command line they are words
-        return text
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):  # YAML reads "1e15" as a string; numbers without a dot are what users type
-        try:
-            return float(value) if any(c in value.lower() for c in "e.") else value
-        except ValueError:
-            return value
-    return value
-
-
-def _positive(obj: Any, section: str, *keys: str) -> None:
-    for key in keys:
-        value = getattr(obj, key)
-        if value is None or value <= 0:
-            raise UserError(f"{section}.{key} must be positive, got {value}")
+        raise UserError(f"{source}: unknown section {unknown[0]!r}; valid sections: {', '.join(RUN_SECTIONS)}")
+    parts = {name: section_from_dict(cls, raw.get(name) or {}, name) for name, cls in RUN_SECTIONS.items()}
+    return RunConfig(**parts)
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
-    data = cfg.to_dict()
-    data["train"]["betas"] = list(data["train"]["betas"])
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation (evaluate_dit.py, and the sweep's `eval:` section)
+
+EVAL_METRICS = ("loss", "vlb", "nll", "fid", "samples")
+EVAL_SPLITS = ("val", "ood")
+
+
+@dataclass
+class EvalConfig:
+    """What evaluate_dit.py measures on a checkpoint, and how."""
+
+    metrics: tuple[str, ...] = option(EVAL_METRICS, help="metrics to compute", choices=EVAL_METRICS, cli="comma")
+    splits: tuple[str, ...] = option(("val",), help="splits (ood: the shifted built-in set)", choices=EVAL_SPLITS,
+                                     cli="comma")
+    seed: int = option(0, help="seed of every evaluation draw", ge=0)
+    batch_size: int = option(64, help="evaluation batch size", ge=1)
+    max_samples: int | None = option(None, help="validation samples for loss / VLB (default: the whole split)",
+                                     ge=1)
+    loss_timesteps: int = option(100, help="stratified t per sample for the loss (paper: 1000)", ge=1)
+    vlb_timesteps: int = option(100, help="t per sample for the VLB", ge=1)
+    vlb_proposal: Literal["logsnr_uniform", "logit_normal", "uniform"] = option(
+        "logsnr_uniform", help="t proposal of the VLB estimate")
+    nll_samples: int = option(64, help="samples for the exact likelihood", ge=1)
+    nll_method: Literal["euler", "rk45"] = option("euler", help="ODE solver for the likelihood")
+    nll_steps: int = option(500, help="Euler steps for the likelihood (paper: 500)", ge=1)
+    nll_divergence: Literal["hutchinson", "exact"] = option("hutchinson", help="divergence estimator")
+    nll_probes: int = option(1, help="Hutchinson probes per sample", ge=1)
+    fid_samples: int = option(256, help="generated and reference images for FID", ge=2)
+    fid_features: Literal["builtin-cnn", "clip-vit-l-14"] = option("builtin-cnn", help="FID feature extractor")
+    fid_weights: str | None = option(None, help="weights file of the FID feature extractor")
+    sample_steps: int = option(25, help="Euler steps when sampling", ge=1)
+    guidance_scale: float = option(10.0, help="classifier-free guidance scale (1: conditional only)", ge=0)
+    grid_samples: int = option(32, help="images in each sample grid", ge=1)
+    t_loc: float = option(0.0, help="logit-normal location of the loss timesteps")
+    t_scale: float = option(1.0, help="logit-normal scale of the loss timesteps", gt=0)
+    device: str | None = option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
+@dataclass
+class SweepEvalConfig(EvalConfig):
+    """A sweep's evaluation: validation loss for every run; generation metrics for the best runs per budget."""
+
+    metrics: tuple[str, ...] = option(("fid", "samples"), help="generation metrics of the selected runs",
+                                      choices=EVAL_METRICS, cli="comma")
+    max_samples: int | None = option(256, help="validation samples for every run's loss", ge=1)
+    loss_timesteps: int = option(16, help="stratified t per validation sample", ge=1)
+    generation: bool = option(False, help="also evaluate `metrics` for the best `generation_runs` sizes per budget")
+    generation_runs: int = option(2, help="runs per budget (lowest validation loss first) given generation metrics",
+                                  ge=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sweeps
+
+
+@dataclass
+class SizeConfig:
+    depth: int = option(help="transformer blocks", ge=1)
+    width: int | None = option(None, help=f"hidden size (default {WIDTH_PER_DEPTH}·depth)", ge=1)
+    heads: int | None = option(None, help="attention heads (default: depth)", ge=1)
+
+
+@dataclass
+class ExecutorConfig:
+    """Where a sweep's runs execute."""
+
+    kind: Literal["local", "subprocess", "slurm"] = option("local", help="local: in the runner's process; "
+                                                            "subprocess: child processes; slurm: a submitit job array")
+    max_parallel: int = option(1, help="subprocess: runs at once", ge=1)
+    processes: int = option(1, help="processes per run (accelerate launch when > 1)", ge=1)
+    accelerate_config: str | None = option(None, help="accelerate config file for multi-process runs")
+    slurm_partition: str | None = option(None, help="Slurm partition")
+    slurm_account: str | None = option(None, help="Slurm account")
+    slurm_time_min: int = option(60, help="Slurm time limit per run (minutes)", ge=1)
+    slurm_nodes: int = option(1, help="nodes per run", ge=1)
+    slurm_gpus_per_node: int = option(1, help="GPUs per node", ge=0)
+    slurm_cpus_per_task: int | None = option(None, help="CPUs per task", ge=1)
+    slurm_mem_gb: int | None = option(None, help="memory per node (GB)", ge=1)
+    slurm_additional: list[str] = option(default_factory=list, help="extra #SBATCH lines, e.g. 'qos=high'")
+
+
+@dataclass
+class SweepConfig:
+    """An isoFLOP sweep: budgets x sizes x seeds, each a run of the `base` config (see ditlaws.sweep)."""
+
+    study: str = option(help="study name (store folder, Hub repo prefix)")
+    budgets: list[float] = option(help="compute budgets in FLOPs", gt=0)
+    base_config: str | None = option(None, help="a run config YAML; its per-run keys are ignored")
+    base: dict[str, Any] = option(default_factory=dict, help="run config sections applied over base_config")
+    sizes: list[SizeConfig] | None = option(None, help="model sizes, each {depth, width, heads}")
+    depths: list[int] | None = option(None, help=f"depths with width {WIDTH_PER_DEPTH}·depth, heads = depth", ge=1)
+    seeds: list[int] = option(default_factory=lambda: [0], help="seeds per (budget, size)", ge=0)
+    min_steps: int = option(50, help="runs with fewer steps are listed, not run", ge=1)
+    eval: SweepEvalConfig = option(default_factory=SweepEvalConfig, help="evaluation of each run")
+    out: str | None = option(None, help="sweep folder: runs in <out>/runs, the store in <out>/store")
+    store: str | None = option(None, help="another store folder (default <out>/store)")
+    keep_models: bool = option(True, help="copy each trained model into <store>/models/<run_id>")
+    hub: HubConfig = option(default_factory=HubConfig, help="push every run to the Hub")
+    executor: ExecutorConfig = option(default_factory=ExecutorConfig, help="where runs execute")
+
+    def check(self) -> None:
+        from ditlaws.store import check_name
+
+        check_name("study", self.study)
+        if (self.sizes is None) == (self.depths is None):
+            raise UserError("sweep: set exactly one of sizes (a list of {depth, width, heads}) or depths "
+                            f"(width {WIDTH_PER_DEPTH}·depth, heads = depth)")
+        for key in ("budgets", "seeds", "depths", "sizes"):
+            values = getattr(self, key)
+            if values is not None and not values:
+                raise UserError(f"sweep.{key} must not be empty")
+            if values is not None:
+                seen = [json.dumps(dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v, sort_keys=True)
+                        for v in values]
+                if len(set(seen)) < len(seen):
+                    raise UserError(f"sweep.{key} must not repeat, got {[json.loads(s) for s in seen]}")
+
+    @property
+    def size_list(self) -> list[dict[str, int]]:
+        if self.depths is not None:
+            return [preset_size(d) for d in self.depths]
+        return [{k: v for k, v in dataclasses.asdict(s).items() if v is not None} for s in self.sizes]
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"outputs/sweeps/{self.study}")
+
+    @property
+    def store_dir(self) -> Path:
+        return Path(self.store) if self.store else self.out_dir / "store"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out_dir / "runs"
+
+
+# A run config names one run; a sweep sets these for each of its runs.
+PER_RUN_KEYS = ("steps", "budget", "run_id", "study", "output_dir", "resume", "seed")
+
+
+def resolve_base(sweep: SweepConfig, root: Path | None) -> dict[str, Any]:
+    """The sweep's base run config as a mapping: `base_config` (minus its per-run keys) with `base` over it."""
+    base: dict[str, Any] = {}
+    if sweep.base_config is not None:
+        path = Path(sweep.base_config)
+        if not path.is_file() and root is not None and (root / path).is_file():
+            path = root / path
+        if not path.is_file():
+            raise UserError(f"sweep.base_config: {sweep.base_config}: file not found")
+        base = read_yaml(path)
+        for key in PER_RUN_KEYS:
+            (base.get("train") or {}).pop(key, None)
+    for section, values in sweep.base.items():
+        if not isinstance(values, dict):
+            raise UserError(f"sweep.base.{section} must be a mapping of keys")
+        base[section] = {**(base.get(section) or {}), **values}
+        for key in PER_RUN_KEYS if section == "train" else ():
+            if values.get(key) is not None:
+                raise UserError(f"sweep.base.train.{key} is set by the sweep for each run; remove it")
+    if "hub" in base:
+        raise UserError("sweep.base.hub: set the sweep's top-level `hub:` section instead")
+    return copy.deepcopy(base)

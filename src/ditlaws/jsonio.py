@@ -29,3 +29,8 @@ def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2, so
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -1,23 +1,19 @@
-"""One training run under Accelerate: budget -> steps, AdamW, LR schedule, caption drop, clip, EMA, checkpoints.
+"""One training run under Accelerate: `train(cfg)` runs on every process (`accelerate launch` or plain `python`).
 
-`train(cfg)` runs on every process (`accelerate launch` or plain `python`) and returns the run record.
-Everything random in step s comes from (seed, s) (see rng.py), the data loader skips the batches already
-consumed, and the optimizer and model come back from the checkpoint, so a resumed run equals an
-uninterrupted one bit for bit on CPU.
-
-Test hooks (environment variables, for tests and fault drills only):
-  DITLAWS_INJECT_NAN_AT_STEP=k   the loss of update k (1-based) becomes NaN -> the run stops with exit code 3
-  DITLAWS_STOP_AFTER_STEP=k      raise TrainingInterrupted after update k (and its checkpoint, if one is due)
+Everything random in step s comes from (seed, s) (rng.py), the data stream skips the batches already consumed and
+the optimizer and model come back from the checkpoint, so a resumed run equals an uninterrupted one bit for bit
+on CPU. The step never waits for the device: losses and gradient norms are read back at sync points (logging,
+checkpoints, the end), and a non-finite update is skipped on the device and stops the run at the next sync point.
+Fault injection for tests goes through `faults.py` only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,34 +22,252 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from ditlaws.config import RunConfig, save_config
+from ditlaws.config import RunConfig, identity, identity_diff, save_config
 from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
-from ditlaws.jsonio import write_json_atomic
-from ditlaws.models import build_model
+from ditlaws.jsonio import read_json, write_json_atomic
 from ditlaws.training import checkpoint as ckpt
-from ditlaws.training.budget import plan_compute
+from ditlaws.training import run_dir
 from ditlaws.training.data import open_train_data
+from ditlaws.training.faults import Faults, TrainingInterrupted
 from ditlaws.training.layout import BatchLayout
-from ditlaws.training.metrics import LossTracker, MetricsWriter
+from ditlaws.training.metrics import LossTracker, MetricsWriter, PendingSteps
 from ditlaws.training.optim import build_optimizer
-from ditlaws.training.record import default_run_id, run_record
+from ditlaws.training.plan import RunPlan, plan_run
+from ditlaws.training.record import run_record
 from ditlaws.training.rng import draw_step
 from ditlaws.training.schedule import lr_at
 from ditlaws.training.trackers import available_trackers
+
+__all__ = ["NonFiniteLossError", "TrainingInterrupted", "parameter_hash", "train"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss (or gradient norm) became NaN / inf; the run stops and keeps its last good checkpoint."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by the DITLAWS_STOP_AFTER_STEP test hook, as if the run had been killed."""
+@dataclass
+class Run:
+    """What the loop works with, set up by `start_run`."""
+
+    cfg: RunConfig
+    plan: RunPlan
+    accelerator: Accelerator
+    layout: BatchLayout
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    data: object
+    losses: LossTracker
+    metrics: MetricsWriter
+    output: Path
+    start_step: int
+    wall_before: float
+    faults: Faults
+    publisher: object | None = None
+    started: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.plan.compute.steps
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.started
 
 
-def _env_step(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
+def train(cfg: RunConfig, plan: RunPlan | None = None) -> dict:
+    """Run (or resume) one training run; returns the run record that is also written to summary.json.
+
+    `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it); without it the
+    plan is made here from the data stream's geometry."""
+    output = Path(cfg.train.output_dir)
+    state = run_dir.claim(cfg, output)
+    if state.status == "finished":
+        return read_json(state.summary_path)
+    run = start_run(cfg, plan, output)
+    t, acc = cfg.train, run.accelerator
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    clip = t.grad_clip if t.grad_clip > 0 else math.inf
+    defer_checks = getattr(run.optimizer.optimizer, "defaults", {}).get("fused", False)  # device-side skip
+    pending = PendingSteps()
+    batches = run.data.batches(skip=run.start_step * run.layout.accumulation)
+    bar = tqdm(total=run.total, initial=run.start_step, disable=not run.main, desc=run.plan.run_id,
+               dynamic_ncols=True, mininterval=1.0)
+    last_log = (time.perf_counter(), run.start_step)
+    run.model.train()
+    for step in range(run.start_step, run.total):
+        lr = lr_at(step, run.total, t.lr, t.schedule, t.warmup_steps, t.cooldown_frac)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        draws = draw_step(t.seed, step, t.global_batch, run.data.latent_shape, sampler=t.t_sampler, loc=t.t_loc,
+                          scale=t.t_scale, caption_drop=t.caption_drop, device=acc.device)
+        loss = accumulate_gradients(run, batches, draws, step)
+        grad_norm = as_tensor(acc.clip_grad_norm_(params, clip))
+        skip_if_non_finite(run.optimizer, loss, grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        pending.add(step, loss, grad_norm)
+        done = step + 1
+        bar.update(1)
+        checkpoint_due = done == run.total or (t.checkpoint_every and done % t.checkpoint_every == 0)
+        if not defer_checks or checkpoint_due or done % t.log_every == 0:
+            last = sync_point(run, pending)
+            if done % t.log_every == 0 or done == run.total:
+                last_log = log_metrics(run, done, lr, last, last_log)
+                bar.set_postfix(loss=f"{last[1]:.4f}", ema=f"{run.losses.ema:.4f}", lr=f"{lr:.2e}")
+        if checkpoint_due:
+            save_checkpoint(run, done)
+        run.faults.after_step(done)
+    bar.close()
+    return finish_run(run)
+
+
+def accumulate_gradients(run: Run, batches, draws: dict, step: int) -> torch.Tensor:
+    """Forward and backward over this step's micro-batches; returns the global mean loss (on the device)."""
+    acc, layout = run.accelerator, run.layout
+    step_loss = torch.zeros((), device=acc.device)
+    for micro in range(layout.accumulation):
+        batch = next(batches, None)
+        if batch is None:
+            raise UserError(f"data: the training stream ended at step {step + 1} of {run.total}; the source holds "
+                            "fewer samples than the run needs (lower train.budget / train.steps)")
+        rows = layout.rows(micro)
+        with nullcontext() if micro == layout.accumulation - 1 else acc.no_sync(run.model):
+            loss = flow_loss(run.model, *(batch[k].to(acc.device) for k in ("latent", "text_states", "text_mask",
+                                                                              "pooled")),
+                             t=draws["t"][rows], noise=draws["noise"][rows], drop_text=draws["drop"][rows]).mean()
+            loss = run.faults.loss(loss, step + 1)
+            acc.backward(loss / layout.accumulation)
+        step_loss += loss.detach() / layout.accumulation
+    return acc.reduce(step_loss, reduction="mean")
+
+
+def as_tensor(grad_norm) -> torch.Tensor:
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2 returns a DTensor
+        grad_norm = grad_norm.full_tensor()
+    return torch.as_tensor(grad_norm, dtype=torch.float32)
+
+
+def skip_if_non_finite(optimizer, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+    """Tell the fused AdamW kernel to skip this update on the device when the loss or gradient is not finite."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    if inner.defaults.get("fused"):
+        bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm.to(loss.device)))
+        inner.found_inf = bad.to(torch.float32)
+
+
+def sync_point(run: Run, pending: PendingSteps) -> tuple[int, float, float]:
+    """Read back the pending steps; stop at the first non-finite one; returns the newest (step, loss, grad_norm)."""
+    rows = pending.flush()
+    for step, loss, grad_norm in rows:
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss}) or gradient norm ({grad_norm}) at step {step + 1}; stopped without "
+                f"applying it. Last good checkpoint: {latest_checkpoint_name(run.output)}")
+        run.losses.update(step, loss)
+    return rows[-1]
+
+
+def log_metrics(run: Run, done: int, lr: float, last: tuple, last_log: tuple) -> tuple[float, int]:
+    compute, t = run.plan.compute, run.cfg.train
+    now = time.perf_counter()
+    samples_per_s = (done - last_log[1]) * t.global_batch / max(now - last_log[0], 1e-9)
+    flops, flops_closed = compute.flops_after(done)
+    record = {"step": done, "samples": done * t.global_batch, "image_tokens": done * t.global_batch
+              * compute.tokens_per_sample, "flops": flops, "flops_closed_form": flops_closed, "loss": last[1],
+              "loss_ema": run.losses.ema, "lr": lr, "grad_norm": last[2], "samples_per_s": samples_per_s,
+              "tokens_per_s": samples_per_s * compute.tokens_per_sample}
+    if t.peak_flops > 0:
+        flops_per_s = 3.0 * compute.forward_flops_per_sample * samples_per_s
+        record["mfu"] = flops_per_s / (t.peak_flops * run.accelerator.num_processes)
+    record["wall_time_s"] = run.wall_time()
+    run.metrics.write(record)
+    if run.accelerator.trackers:
+        run.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
+    if run.publisher is not None:
+        run.publisher.on_log(record)
+    return now, done
+
+
+def save_checkpoint(run: Run, step: int) -> None:
+    """Every process writes its part; the main one writes training_state.json last (what marks it complete)."""
+    acc = run.accelerator
+    folder = ckpt.checkpoint_dir(run.output, step)
+    acc.save_state(str(folder))
+    acc.wait_for_everyone()
+    run.faults.during_save("kill_save", step)
+    if run.main:
+        ckpt.write_state(folder, {"step": step, "losses": run.losses.state_dict(), "wall_time_s": run.wall_time(),
+                                  "fingerprint": fingerprint(run.cfg, run.plan)})
+        ckpt.prune(run.output, run.cfg.train.keep_checkpoints)
+    acc.wait_for_everyone()
+
+
+def finish_run(run: Run) -> dict:
+    acc = run.accelerator
+    summary = run_record(run.cfg, run.plan.run_id, run.plan.compute, model_config(run.model, acc), run.losses,
+                         run.wall_time())
+    summary["processes"] = acc.num_processes
+    summary["replica_param_sha256"] = gather_object([parameter_hash(acc.unwrap_model(run.model))])
+    save_model(run, run.output / "model")
+    if run.main:
+        write_json_atomic(run.output / "summary.json", summary)
+        if run.publisher is not None:
+            run.publisher.on_end(summary, run.output / "model")
+    acc.wait_for_everyone()
+    acc.end_training()
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Setting a run up
+
+
+def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
+    """Accelerator, batch layout, data, model, optimizer, resume state and outputs of one run, checked up front."""
+    t = cfg.train
+    accelerator = make_accelerator(cfg)
+    accelerator.wait_for_everyone()  # every process has checked the run folder before any of them writes to it
+    layout = BatchLayout.resolve(t.global_batch, t.micro_batch, accelerator.num_processes, accelerator.process_index)
+    resume_dir = ckpt.resolve_resume(t.resume, output)
+    faults = Faults.from_env()
+    data = open_train_data(cfg.data, layout, device=accelerator.device)
+    if plan is None:
+        plan = plan_run(cfg, data.geometry)
+    elif plan.geometry != data.geometry:
+        raise UserError(f"the run's plan was made for input geometry {plan.geometry}, but the data gives "
+                        f"{data.geometry}")
+    torch.manual_seed(t.seed)
+    model = plan.build_model()
+    if cfg.model.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    optimizer = build_optimizer(model, lr=t.lr, weight_decay=t.weight_decay, betas=t.betas, eps=t.eps,
+                                fused=t.fused_adamw)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    losses = LossTracker(t.loss_ema, plan.compute.steps)
+    start_step, wall_before = 0, 0.0
+    if resume_dir is not None:
+        state = ckpt.read_state(resume_dir)
+        check_resumable(resume_dir, state, cfg, plan)
+        accelerator.load_state(str(resume_dir))
+        losses.load_state_dict(state["losses"])
+        start_step, wall_before = state["step"], state["wall_time_s"]
+    if accelerator.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, output / "config.yaml")
+    metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir else None,
+                            enabled=accelerator.is_main_process)
+    if accelerator.trackers:
+        accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))
+    publisher = make_publisher(cfg, plan, output) if accelerator.is_main_process else None
+    run = Run(cfg=cfg, plan=plan, accelerator=accelerator, layout=layout, model=model, optimizer=optimizer,
+              data=data, losses=losses, metrics=metrics, output=output, start_step=start_step,
+              wall_before=wall_before, faults=faults, publisher=publisher)
+    run.started = time.perf_counter()
+    return run
 
 
 def make_accelerator(cfg: RunConfig) -> Accelerator:
@@ -69,149 +283,39 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
                        project_dir=t.output_dir)
 
 
-def _model_kwargs(cfg: RunConfig, geometry: dict) -> dict:
-    m = cfg.model
-    return dict(sample_size=geometry["sample_size"], in_channels=geometry["in_channels"],
-                text_dim=geometry["text_dim"], text_len=geometry["text_len"], patch_size=m.patch_size,
-                depth=m.depth, width=m.width, heads=m.heads, mlp_ratio=m.mlp_ratio)
+def make_publisher(cfg: RunConfig, plan: RunPlan, output: Path):
+    """The background Hub publisher when `hub.org` is set (ditlaws.store); None otherwise."""
+    if not cfg.hub.org:
+        return None
+    from ditlaws.store.publish import RunPublisher
+
+    return RunPublisher(cfg.hub, study=cfg.train.study, run_id=plan.run_id, run_dir=output)
 
 
-def train(cfg: RunConfig) -> dict:
-    """Run (or resume) one training run; returns the run record that is also written to summary.json."""
-    t = cfg.train
-    output = Path(t.output_dir)
-    accelerator = make_accelerator(cfg)
-    main = accelerator.is_main_process
-    layout = BatchLayout.resolve(t.global_batch, t.micro_batch, accelerator.num_processes, accelerator.process_index)
-    resume_dir = ckpt.resolve_resume(t.resume, output)
-    inject_nan_at, stop_after = _env_step("DITLAWS_INJECT_NAN_AT_STEP"), _env_step("DITLAWS_STOP_AFTER_STEP")
+def fingerprint(cfg: RunConfig, plan: RunPlan) -> dict:
+    """What a checkpoint must match to be resumed: the run's identity (everything that changes its numbers)."""
+    return {"run_id": plan.run_id, "steps": plan.compute.steps, "identity": identity(cfg)}
 
-    data = open_train_data(cfg.data, layout, device=accelerator.device)
-    torch.manual_seed(t.seed)
-    model = build_model(cfg.model.family, **_model_kwargs(cfg, data.geometry))
-    if cfg.model.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
-    model_config = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
-    plan = plan_compute(budget=t.budget, steps=t.steps, global_batch=t.global_batch, counts=model.parameter_counts(),
-                        forward_flops=model.flops_per_sample(), tokens=model.tokens_per_sample)
-    total = plan.steps
-    if t.warmup_steps >= total:
-        raise UserError(f"train.warmup_steps ({t.warmup_steps}) must be below the run's {total} steps")
-    run_id = t.run_id or default_run_id(cfg)
-    fingerprint = {"run_id": run_id, "steps": total, "global_batch": t.global_batch, "seed": t.seed,
-                   "model_config": model_config}
 
-    optimizer = build_optimizer(model, lr=t.lr, weight_decay=t.weight_decay, betas=t.betas, eps=t.eps,
-                                fused=t.fused_adamw)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    losses = LossTracker(t.loss_ema, total)
-    start_step, wall_before = 0, 0.0
-    if resume_dir is not None:
-        state = ckpt.read_state(resume_dir)
-        mismatched = [k for k, v in fingerprint.items() if json.loads(json.dumps(v)) != state["fingerprint"].get(k)]
-        if mismatched:
-            raise UserError(f"train.resume: {resume_dir} belongs to a different run ({', '.join(mismatched)} differ)")
-        accelerator.load_state(str(resume_dir))
-        losses.load_state_dict(state["losses"])
-        start_step, wall_before = state["step"], state["wall_time_s"]
+def check_resumable(folder: Path, state: dict, cfg: RunConfig, plan: RunPlan) -> None:
+    ours, theirs = fingerprint(cfg, plan), state.get("fingerprint") or {}
+    if "identity" not in theirs:
+        raise UserError(f"train.resume: {folder} was written by an older ditlaws without a full config "
+                        "fingerprint; start the run again (--train.overwrite true)")
+    keys = identity_diff(theirs["identity"], ours["identity"])
+    keys += [k for k in ("run_id", "steps") if theirs.get(k) != ours[k] and f"train.{k}" not in keys]
+    if keys:
+        raise UserError(f"train.resume: {folder} belongs to a different run configuration ({', '.join(keys)} "
+                        "differ)")
 
-    if main:
-        output.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output / "config.yaml")
-    metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir else None, enabled=main)
-    if accelerator.trackers:
-        accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))
 
-    batches = data.batches(skip=start_step * layout.accumulation)
-    latent_shape = data.latent_shape
-    device = accelerator.device
-    params = [p for p in model.parameters() if p.requires_grad]
-    clip = t.grad_clip if t.grad_clip > 0 else math.inf
-    train_flops_per_step = 3.0 * plan.forward_flops_per_sample * t.global_batch
+# ---------------------------------------------------------------------------------------------------------------
+# Model files
 
-    def save_checkpoint(step: int) -> None:
-        folder = ckpt.checkpoint_dir(output, step)
-        accelerator.save_state(str(folder))
-        accelerator.wait_for_everyone()
-        if main:
-            ckpt.write_state(folder, {"step": step, "losses": losses.state_dict(), "wall_time_s": wall_before + (
-                time.perf_counter() - started), "fingerprint": json.loads(json.dumps(fingerprint))})
-            ckpt.prune(output, t.keep_checkpoints)
-        accelerator.wait_for_everyone()
 
-    started = time.perf_counter()
-    last_log_time, last_log_step = started, start_step
-    bar = tqdm(total=total, initial=start_step, disable=not main, desc=run_id, dynamic_ncols=True, mininterval=1.0)
-    model.train()
-    for step in range(start_step, total):
-        lr = lr_at(step, total, t.lr, t.schedule, t.warmup_steps, t.cooldown_frac)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        draws = draw_step(t.seed, step, t.global_batch, latent_shape, sampler=t.t_sampler, loc=t.t_loc,
-                          scale=t.t_scale, caption_drop=t.caption_drop, device=device)
-        step_loss = torch.zeros((), device=device)
-        for micro in range(layout.accumulation):
-            batch = next(batches, None)
-            if batch is None:
-                raise UserError(f"data: the training stream ended at step {step + 1} of {total}; the source holds "
-                                "fewer samples than the run needs (lower train.budget / train.steps)")
-            rows = layout.rows(micro)
-            last_micro = micro == layout.accumulation - 1
-            with nullcontext() if last_micro else accelerator.no_sync(model):
-                loss = flow_loss(model, batch["latent"].to(device), batch["text_states"].to(device),
-                                 batch["text_mask"].to(device), batch["pooled"].to(device), t=draws["t"][rows],
-                                 noise=draws["noise"][rows], drop_text=draws["drop"][rows]).mean()
-                if inject_nan_at == step + 1:
-                    loss = loss + float("nan")
-                accelerator.backward(loss / layout.accumulation)
-            step_loss += loss.detach() / layout.accumulation
-        global_loss = accelerator.reduce(step_loss, reduction="mean").item()
-        grad_norm = float(accelerator.clip_grad_norm_(params, clip))
-        if not (math.isfinite(global_loss) and math.isfinite(grad_norm)):
-            raise NonFiniteLossError(
-                f"non-finite loss ({global_loss}) or gradient norm ({grad_norm}) at step {step + 1}; stopped without "
-                f"applying it. Last good checkpoint: {_latest_name(output)}")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.update(step, global_loss)
-        done = step + 1
-        bar.update(1)
-
-        if done % t.log_every == 0 or done == total:
-            now = time.perf_counter()
-            samples_per_s = (done - last_log_step) * t.global_batch / max(now - last_log_time, 1e-9)
-            flops, flops_closed = plan.flops_after(done)
-            record = {"step": done, "samples": done * t.global_batch, "image_tokens": done * t.global_batch
-                      * plan.tokens_per_sample, "flops": flops, "flops_closed_form": flops_closed,
-                      "loss": global_loss, "loss_ema": losses.ema, "lr": lr, "grad_norm": grad_norm,
-                      "samples_per_s": samples_per_s, "tokens_per_s": samples_per_s * plan.tokens_per_sample}
-            if t.peak_flops > 0:
-                flops_per_s = train_flops_per_step * samples_per_s / t.global_batch
-                record["mfu"] = flops_per_s / (t.peak_flops * accelerator.num_processes)
-            record["wall_time_s"] = wall_before + now - started
-            metrics.write(record)
-            if accelerator.trackers:
-                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
-            bar.set_postfix(loss=f"{global_loss:.4f}", ema=f"{losses.ema:.4f}", lr=f"{lr:.2e}")
-            last_log_time, last_log_step = now, done
-
-        if done == total or (t.checkpoint_every and done % t.checkpoint_every == 0):
-            save_checkpoint(done)
-        if stop_after == done:
-            bar.close()
-            raise TrainingInterrupted(f"stopped after step {done} (DITLAWS_STOP_AFTER_STEP)")
-    bar.close()
-
-    wall = wall_before + time.perf_counter() - started
-    summary = run_record(cfg, run_id, plan, model_config, losses, wall)
-    summary["processes"] = accelerator.num_processes
-    summary["replica_param_sha256"] = gather_object([parameter_hash(accelerator.unwrap_model(model))])
-    _save_model(accelerator, model, output / "model")
-    if main:
-        write_json_atomic(output / "summary.json", summary)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
+def model_config(model, accelerator: Accelerator) -> dict:
+    config = accelerator.unwrap_model(model).config
+    return {k: v for k, v in dict(config).items() if not k.startswith("_")}
 
 
 def parameter_hash(model) -> str:
@@ -223,20 +327,29 @@ def parameter_hash(model) -> str:
     return digest.hexdigest()
 
 
-def _save_model(accelerator: Accelerator, model, folder: Path) -> None:
-    """The trained DiT in diffusers format; under FSDP the full weights are gathered first (on every rank)."""
-    state = accelerator.get_state_dict(model)
-    if not accelerator.is_main_process:
+def save_model(run: Run, folder: Path) -> None:
+    """The trained DiT in diffusers format, written to a temporary folder and renamed (a crash leaves no half
+    model); under FSDP the full weights are gathered first (on every rank)."""
+    import shutil
+
+    acc = run.accelerator
+    state = acc.get_state_dict(run.model)
+    if not acc.is_main_process:
         return
-    unwrapped = accelerator.unwrap_model(model)
-    if accelerator.distributed_type.value == "FSDP":
+    unwrapped = acc.unwrap_model(run.model)
+    if acc.distributed_type.value == "FSDP":
         copy = type(unwrapped).from_config(unwrapped.config)
         copy.load_state_dict(state)
         unwrapped = copy
-    unwrapped.save_pretrained(folder, safe_serialization=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    unwrapped.save_pretrained(tmp, safe_serialization=True)
+    run.faults.during_save("kill_model", run.total)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
 
 
-def _latest_name(output: Path) -> str:
+def latest_checkpoint_name(output: Path) -> str:
     found = ckpt.complete_checkpoints(output)
     return str(found[-1][1]) if found else "none (no checkpoint was saved yet)"
 

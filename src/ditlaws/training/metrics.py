@@ -73,3 +73,32 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+class PendingSteps:
+    """Each update's loss and gradient norm, kept on the device until the next sync point.
+
+    The step itself never waits for the device (no `.item()`): values are read back in one transfer when
+    the loop logs, checkpoints or ends. A non-finite update is never applied (see `loop.skip_if_non_finite`),
+    and the first one found at a sync point stops the run."""
+
+    def __init__(self):
+        self.steps: list[int] = []
+        self.values: list = []
+
+    def add(self, step: int, loss, grad_norm) -> None:
+        import torch
+
+        self.steps.append(step)
+        self.values.append(torch.stack([loss.detach().float(), grad_norm.detach().float()]))
+
+    def flush(self) -> list[tuple[int, float, float]]:
+        """[(0-based step, loss, grad norm), ...] since the last flush (one device -> host transfer)."""
+        import torch
+
+        if not self.steps:
+            return []
+        values = torch.stack(self.values).cpu().tolist()
+        out = [(s, v[0], v[1]) for s, v in zip(self.steps, values)]
+        self.steps, self.values = [], []
+        return out

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
-import accelerate
-import diffusers
-import torch
-
-import ditlaws
+from ditlaws.versions import git_commit, versions
 
 
 def default_run_id(cfg) -> str:
@@ -22,27 +15,8 @@ def default_run_id(cfg) -> str:
     return f"{m.family}-d{m.depth}{width}-p{m.patch_size}-{amount}-s{t.seed}"
 
 
-def versions() -> dict:
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
-            "ditlaws": ditlaws.__version__}
-
-
-def git_commit() -> str | None:
-    """The commit of the ditlaws checkout this code runs from (with "-dirty" if modified), or None."""
-    here = Path(ditlaws.__file__).resolve().parent
-    try:
-        run = lambda *args: subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
-        head = run("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return None
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-        return head.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def run_record(cfg, run_id: str, plan, model_config: dict, losses, wall_time_s: float) -> dict:
-    record = {
+    return {
         "run_id": run_id,
         "study": cfg.train.study,
         "family": cfg.model.family,
@@ -57,4 +31,3 @@ def run_record(cfg, run_id: str, plan, model_config: dict, losses, wall_time_s: 
         "versions": versions(),
         "git_commit": git_commit(),
     }
-    return record

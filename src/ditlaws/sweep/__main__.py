@@ -1,0 +1,5 @@
+import sys
+
+from ditlaws.sweep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,79 @@
+"""Command line of the sweep: run / plan a sweep, run one of its jobs, propose the next budget.
+
+    python -m ditlaws.sweep --config SWEEP.yaml [--out DIR] [--dry-run]
+    python -m ditlaws.sweep job RUN_DIR                 # one run end to end (what executors launch)
+    python -m ditlaws.sweep next --store S --budget C [--sizes 5] [--from SWEEP.yaml] --write NEXT.yaml
+
+Exit codes: 0 done, 2 bad config or input (one line naming the key), 3 a run's loss became NaN/inf, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ditlaws.errors import UserError
+from ditlaws.options import ArgumentParser
+
+
+def run_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m ditlaws.sweep", description=__doc__,
+                       epilog="subcommands: `job RUN_DIR`, `next ...` (see `next --help`)")
+    p.add_argument("--config", required=True, help="sweep YAML (see configs/sweeps/)")
+    p.add_argument("--out", help="output folder: run folders in <out>/runs, the store in <out>/store")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["job"]:
+            return job_main(argv[1:])
+        if argv[:1] == ["next"]:
+            from ditlaws.sweep.next import main as next_main
+
+            return next_main(argv[1:])
+        return sweep_main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as err:
+        from ditlaws.training import NonFiniteLossError
+
+        if not isinstance(err, NonFiniteLossError):
+            raise
+        print(f"error: {err}", file=sys.stderr)  # lower train.lr in the sweep's base, then run it again
+        return 3
+
+
+def sweep_main(argv: list[str]) -> int:
+    from ditlaws.sweep.plan import format_plan, load_sweep, plan_sweep
+    from ditlaws.sweep.runner import run_sweep
+
+    args = run_parser().parse_args(argv)
+    sweep = load_sweep(args.config, out=args.out)
+    if args.dry_run:
+        print(f"study {sweep.study}: {len(sweep.budgets)} budgets x {len(sweep.size_list)} sizes x "
+              f"{len(sweep.seeds)} seeds; store {sweep.store_dir}")
+        print(format_plan(plan_sweep(sweep)))
+        return 0
+    run_sweep(sweep)
+    print(f"store: {sweep.store_dir}   fit: python fit_laws.py --runs {sweep.store_dir} --out <dir>")
+    return 0
+
+
+def job_main(argv: list[str]) -> int:
+    from ditlaws.sweep.job import run_job
+
+    p = ArgumentParser(prog="python -m ditlaws.sweep job", description="Run one sweep job (train, validation "
+                       "loss, store record) from its folder's sweep_job.json.")
+    p.add_argument("run_dir", help="the run folder holding sweep_job.json")
+    args = p.parse_args(argv)
+    record = run_job(args.run_dir)
+    val = (record.get("eval") or {}).get("val_loss") or {}
+    if "mean" in val:
+        print(f"{record['run_id']}: val_loss {val['mean']:.5f} ± {val['sem']:.5f}")
+    return 0

@@ -1,0 +1,129 @@
+"""One sweep run end to end — train, validation loss, record into the store — as a function and as a command.
+
+The runner writes each run's job file (`<run folder>/sweep_job.json`: the resolved run config, the evaluation
+settings, the store and the sweep fingerprint) and has it executed, in its own process (`run_job`) or as the
+command `python -m ditlaws.sweep job <run folder>` through an executor (subprocesses, a Slurm array; under
+`accelerate launch` when a run uses several processes). A job is idempotent: a run already in the store with
+the same fingerprint is not trained again, and an interrupted one resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from ditlaws.config import (
+    EvalConfig,
+    RunConfig,
+    SweepConfig,
+    SweepEvalConfig,
+    config_from_dict,
+    identity,
+    section_from_dict,
+)
+from ditlaws.errors import UserError
+from ditlaws.jsonio import read_json, write_json_atomic
+
+JOB_FILE = "sweep_job.json"
+# The evaluation settings that change a run's validation loss, the number the fit reads.
+LOSS_EVAL_KEYS = ("max_samples", "loss_timesteps", "seed")
+
+
+def sweep_fingerprint(cfg: RunConfig, eval_cfg: EvalConfig) -> str:
+    """sha256 of everything that determines a run's record: its identity and how its validation loss is measured."""
+    data = {"run": identity(cfg), "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def job_spec(cfg: RunConfig, sweep: SweepConfig) -> dict:
+    return {"config": json.loads(json.dumps(cfg.to_dict(), default=list)), "eval": dataclasses.asdict(sweep.eval),
+            "store": str(sweep.store_dir), "keep_models": sweep.keep_models, "study": sweep.study,
+            "fingerprint": sweep_fingerprint(cfg, sweep.eval)}
+
+
+def write_job(cfg: RunConfig, sweep: SweepConfig) -> Path:
+    path = Path(cfg.train.output_dir) / JOB_FILE
+    write_json_atomic(path, job_spec(cfg, sweep))
+    return path
+
+
+def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | None:
+    """The run's record when it is in the store with this fingerprint; an error when it is there with another."""
+    path = store.run_path(study, run_id)
+    if not path.is_file():
+        return None
+    record = store.get_run(study, run_id)
+    if (record.get("sweep") or {}).get("config_sha256") != fingerprint:
+        raise UserError(f"{path}: this run is in the store with a different configuration; remove the record (and "
+                        f"its run folder) or use another study name")
+    return record
+
+
+def run_job(run_dir: str | Path, log=print) -> dict:
+    """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store."""
+    from accelerate import PartialState
+
+    from ditlaws.store import LocalStore
+    from ditlaws.training import train
+
+    run_dir = Path(run_dir)
+    spec = read_job_file(run_dir)
+    cfg = config_from_dict(spec["config"], source=str(run_dir / JOB_FILE))
+    eval_cfg = section_from_dict(SweepEvalConfig, spec["eval"], "eval")
+    store = LocalStore(spec["store"])
+    record = stored_record(store, spec["study"], cfg.train.run_id, spec["fingerprint"])
+    if record is not None:
+        return record
+    summary = train(cfg)
+    if not PartialState().is_main_process:
+        return summary
+    summary.pop("replica_param_sha256", None)
+    val = validation_loss_of(cfg, eval_cfg)
+    record = {**summary, "eval": {"val_loss": val},
+              "sweep": {"study": spec["study"], "config_sha256": spec["fingerprint"],
+                        "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}, "output_dir": str(run_dir)}}
+    if spec["keep_models"]:
+        record["sweep"]["model_dir"] = str(store.put_model(cfg.train.run_id, run_dir / "model"))
+    store.put_run(record)
+    return record
+
+
+def read_job_file(run_dir: Path) -> dict:
+    path = run_dir / JOB_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: no sweep job here (the sweep runner writes it before running the job)")
+    try:
+        return read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a valid job file ({err})") from None
+
+
+def validation_loss_of(cfg: RunConfig, eval_cfg: EvalConfig) -> dict:
+    """Validation loss of a trained run (its model/ folder) on the run's validation split."""
+    from ditlaws.data import make_dataloader
+    from ditlaws.evaluation import validation_loss
+    from ditlaws.evaluation.loading import load_model
+
+    model = load_model(Path(cfg.train.output_dir) / "model").eval()
+    batches = make_dataloader(cfg.data, "val", batch_size=eval_cfg.batch_size, seed=cfg.data.seed)
+    r = validation_loss(model, batches, timesteps_per_sample=eval_cfg.loss_timesteps, sampler=cfg.train.t_sampler,
+                        loc=cfg.train.t_loc, scale=cfg.train.t_scale, seed=eval_cfg.seed,
+                        max_samples=eval_cfg.max_samples)
+    return {"mean": r["mean"], "sem": r["sem"], "n_samples": r["n_samples"],
+            "timesteps_per_sample": r["timesteps_per_sample"], "seed": r["seed"]}
+
+
+def job_command(run_dir: Path, processes: int = 1, accelerate_config: str | None = None) -> list[str]:
+    """The command that runs one job: plain Python, or `accelerate launch` for several processes per run."""
+    if processes <= 1 and accelerate_config is None:
+        return [sys.executable, "-m", "ditlaws.sweep", "job", str(run_dir)]
+    launch = [sys.executable, "-m", "accelerate.commands.launch"]
+    if accelerate_config:
+        launch += ["--config_file", accelerate_config]
+    if processes > 1:
+        launch += ["--num_processes", str(processes)]
+    return [*launch, "-m", "ditlaws.sweep", "job", str(run_dir)]
+

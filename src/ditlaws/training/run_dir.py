@@ -1,0 +1,98 @@
+"""A run folder belongs to one run: check what is already there before anything is written.
+
+The resolved `config.yaml` in a run folder says which run it holds. Before training writes a byte:
+- an empty (or new) folder is claimed;
+- a folder holding a *different* run (its config differs in anything that changes the numbers, see
+  `ditlaws.config.identity`) is refused, naming the differing keys, unless `train.overwrite` is set, which removes
+  that run's files (only ditlaws' own: config.yaml, metrics.jsonl, summary.json, model/, checkpoints/, eval files);
+- a finished identical run (summary.json and model/) is reported as done, not trained again;
+- an unfinished identical run continues only with `train.resume` (else it is refused rather than overwritten).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ditlaws.config import config_from_dict, identity, identity_diff
+from ditlaws.errors import UserError
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "eval.json")
+RUN_FOLDERS = ("model", "checkpoints")
+
+
+@dataclass(frozen=True)
+class FolderState:
+    status: str  # "new", "finished", "unfinished"
+    summary_path: Path | None = None
+
+
+def stored_identity(output: Path) -> dict | None:
+    """The identity of the run recorded in `output/config.yaml`; None when there is none."""
+    path = output / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return identity(config_from_dict(raw, source=str(path)))
+    except (UserError, yaml.YAMLError, UnicodeDecodeError, TypeError, AttributeError):
+        return {"unreadable": str(path)}
+
+
+def has_run_files(output: Path) -> bool:
+    return any((output / name).exists() for name in (*RUN_FILES, *RUN_FOLDERS))
+
+
+def claim(cfg, output: Path) -> FolderState:
+    """Decide what training may do in `output` (see the module docstring); raises UserError when it must not."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"train.output_dir: {output} is a file, not a folder")
+    if not output.exists() or not has_run_files(output):
+        _check_writable(output)
+        return FolderState("new")
+    ours, theirs = identity(cfg), stored_identity(output)
+    if theirs is None or theirs != ours:
+        differing = ("config.yaml missing" if theirs is None else
+                     "config.yaml unreadable" if "unreadable" in theirs else ", ".join(identity_diff(theirs, ours)))
+        if not cfg.train.overwrite:
+            raise UserError(f"train.output_dir: {output} holds a different run ({differing}); choose another "
+                            "train.output_dir, or pass --train.overwrite true to replace it")
+        remove_run(output)
+        _check_writable(output)
+        return FolderState("new")
+    finished = (output / "summary.json").is_file() and (output / "model" / "config.json").is_file()
+    if cfg.train.overwrite:
+        remove_run(output)
+        return FolderState("new")
+    if finished:
+        return FolderState("finished", output / "summary.json")
+    if cfg.train.resume is None:
+        raise UserError(f"train.output_dir: {output} holds an unfinished run of this config; pass "
+                        "--train.resume latest to continue it, or --train.overwrite true to start it again")
+    _check_writable(output)
+    return FolderState("unfinished")
+
+
+def remove_run(output: Path) -> None:
+    """Delete a run's own files from its folder (other files stay)."""
+    for name in RUN_FILES:
+        (output / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(output / name, ignore_errors=True)
+    for path in output.glob("samples_*.png"):
+        path.unlink(missing_ok=True)
+
+
+def _check_writable(output: Path) -> None:
+    probe_dir = output
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise UserError(f"train.output_dir: {probe_dir} is a file, not a folder")
+    import os
+
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise UserError(f"train.output_dir: {probe_dir} is not writable")
