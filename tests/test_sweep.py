@@ -169,7 +169,7 @@ def test_runs_in_one_process_do_not_leak_state(tmp_path):
 
 def test_plan_of_the_paper_grid():
     """84 runs, N up to ~1.7e8, planned on the meta device; the steps are the training module's."""
-    sweep = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweeps" / "paper.yaml")
+    sweep = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweeps" / "paper_in_context.yaml")
     runs = plan(sweep)
     assert len(runs) == 6 * 14 and max(r.N for r in runs) > 1e8
     assert all(r.config.model.width == 64 * r.config.model.depth for r in runs)
@@ -178,3 +178,46 @@ def test_plan_of_the_paper_grid():
                         depth=2, width=128, heads=2)
     assert d2.N == model.parameter_counts()["total"] and d2.tokens_per_sample == 256
     assert d2.steps == steps_for_budget(1e17, d2.N, 256, 1024)
+
+
+def test_both_families_have_the_paper_grid():
+    root = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
+    plans = {name: plan(load_sweep(root / f"paper_{name}.yaml")) for name in ("in_context", "cross_attn")}
+    for name, runs in plans.items():
+        assert len(runs) == 84 and {r.config.model.family for r in runs} == {name}
+        assert {r.config.train.study for r in runs} == {f"paper_{name}"}
+    # the cross-attention blocks carry an extra attention layer: more parameters at the same depth
+    assert all(c.N > i.N for c, i in zip(plans["cross_attn"], plans["in_context"]))
+
+
+def test_generation_metrics_for_the_best_runs_of_each_budget(tmp_path, monkeypatch):
+    import torch
+
+    from ditlaws.evaluation.features import BuiltinFeatureNet
+
+    monkeypatch.setenv("DITLAWS_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    weights = tmp_path / "features.safetensors"
+    BuiltinFeatureNet(resolution=16, width=8, feature_dim=16).save(weights)
+    generation = {"max_samples": 8, "loss_timesteps": 2, "batch_size": 8, "generation": True, "generation_runs": 2,
+                  "metrics": ["fid", "samples"], "fid_samples": 8, "sample_steps": 2, "grid_samples": 4,
+                  "fid_weights": str(weights)}
+    sizes = [{"depth": 1, "width": w, "heads": 1} for w in (8, 16, 32)]
+    lines = []
+    records = run_sweep(sweep_from_dict(micro(tmp_path, sizes=sizes, eval=generation, keep_models=False)),
+                        log=lines.append)
+    with_fid = [r for r in records if "fid" in r["eval"]]
+    best_two = sorted(records, key=lambda r: r["eval"]["val_loss"]["mean"])[:2]
+    assert {r["run_id"] for r in with_fid} == {r["run_id"] for r in best_two}
+    assert all(r["eval"]["fid"] > 0 and r["eval"]["generation"]["metrics"] == ["fid", "samples"] for r in with_fid)
+    assert all((Path(r["sweep"]["output_dir"]) / "samples_val.png").is_file() for r in with_fid)
+    stored = {r["run_id"]: r for r in json_records(tmp_path / "sweep" / "store")}
+    assert {k for k, r in stored.items() if "fid" in r["eval"]} == {r["run_id"] for r in best_two}
+
+    lines.clear()
+    run_sweep(sweep_from_dict(micro(tmp_path, sizes=sizes, eval=generation, keep_models=False)), log=lines.append)
+    assert sum("done, skipped" in line for line in lines) == 2
+
+
+def json_records(store) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((store / "runs").glob("*/*.json"))]
