@@ -15,3 +15,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With DITLAWS_WRITE_RELIABILITY=1, write docs/reliability.md from what the tests recorded."""
+    if os.environ.get("DITLAWS_WRITE_RELIABILITY") == "1" and exitstatus == 0:
+        from pathlib import Path
+
+        import reliability_report
+
+        reliability_report.write(Path(__file__).resolve().parents[1] / "docs" / "reliability.md")

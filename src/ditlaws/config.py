@@ -255,7 +255,15 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
+    """Write the resolved config atomically (a reader, or a run killed mid-write, never sees half a file)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
