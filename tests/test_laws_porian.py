@@ -9,7 +9,7 @@ import pytest
 
 from ditlaws.laws.isoflop import fit_isoflops
 from ditlaws.laws.powerlaw import fit_power_law
-from ditlaws.laws.table import RunTable
+from ditlaws.laws.synthetic import make_table
 
 DATA = Path(__file__).parent / "data"
 CONFIG = ("dataset", "hparams", "warmup", "decay", "param_count", "loss_split")
@@ -38,12 +38,10 @@ def test_ols_of_published_optima_reproduces_the_basic_exponents():
 
 
 def _points_table(rows):
-    n = len(rows)
     N = np.array([float(r["n"]) for r in rows])
     D = np.array([float(r["t"]) for r in rows])
-    return RunTable(study=np.full(n, "porian"), budget=np.array([float(r["flops"]) for r in rows]), N=N, D=D,
-                    C=6 * N * D, loss=np.array([float(r["loss"]) for r in rows]), fid=np.full(n, np.nan),
-                    ood_loss=np.full(n, np.nan), run_id=np.arange(n).astype(str))
+    return make_table(N, D, [float(r["loss"]) for r in rows], budget=[float(r["flops"]) for r in rows],
+                      study="porian")
 
 
 # Median |log10(ours / authors')| of the per-budget optimal N, and how far the N_opt exponent lands from the OLS

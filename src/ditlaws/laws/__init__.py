@@ -1,13 +1,6 @@
-"""Scaling-law fitting: isoFLOP optima (Approach 2), parametric L(N, D) (Approach 3), bootstrap, backtests.
+"""Scaling-law fitting: isoFLOP optima (Approach 2), parametric L(N, D) (Approach 3), bootstrap, backtests with an
+extrapolation-error model, and a prediction API over the saved fit (``ditlaws.laws.predict``).
 
 Uses numpy, scipy and matplotlib only (no torch), so it imports fast. Entry point: ``fit_laws.py``.
+Import the submodules directly (``from ditlaws.laws.predict import load_fit``).
 """
-
-from ditlaws.laws.isoflop import BudgetFit, fit_isoflops
-from ditlaws.laws.parametric import ParametricLoss, fit_parametric
-from ditlaws.laws.powerlaw import PowerLaw, fit_power_law
-from ditlaws.laws.study import FitOptions, StudyFit, fit_study, predictions
-from ditlaws.laws.table import RunTable, load_runs
-
-__all__ = ["BudgetFit", "FitOptions", "ParametricLoss", "PowerLaw", "RunTable", "StudyFit", "fit_isoflops",
-           "fit_parametric", "fit_power_law", "fit_study", "load_runs", "predictions"]

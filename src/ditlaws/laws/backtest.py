@@ -1,48 +1,98 @@
-"""Backtests: refit without the largest budget(s) and predict them from the smaller ones."""
+"""Backtests: refit without the largest budget(s) and predict them from the smaller ones, as a user would predict.
+
+For k = 1..holdout the laws are refitted on all but the k largest used budgets, with their extrapolation-error
+model learned from nested backtests inside those smaller budgets only (nothing of the held-out budgets is used),
+and predict each held-out budget. A row reports the predicted value, its 90 % intervals (run noise only, and with
+the extrapolation error), the actual value (the held-out budget's own optimum) and ``covered``: the actual value
+inside the predicted 90 % interval with extrapolation error (``covered_noise``: inside the noise-only one).
+
+Approach 3 is backtested the same way (refitted on the runs of the smaller budgets, warm-started from the full fit)
+against the held-out budgets' Approach 2 optima; it needs isoFLOP budgets to compare with.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ditlaws.laws import forms
+from ditlaws.laws.approach2 import fit_law
+from ditlaws.laws.approach3 import Reference, bootstrap, error_models
 from ditlaws.laws.bootstrap import summarize
-from ditlaws.laws.powerlaw import fit_power_law
-from ditlaws.laws.study import StudyFit, law_draws
+from ditlaws.laws.metrics import BY_LAW
+from ditlaws.laws.parametric import Problem
+from ditlaws.laws.predict import law_summary, pick
+from ditlaws.laws.refit import refit
 
-BACKTEST_QUANTITIES = ("N_opt", "L_opt")
+A3_BACKTEST_DRAWS = 200
 
 
-def backtest(sf: StudyFit, max_holdout: int = 2) -> list[dict]:
-    """For k = 1..max_holdout, fit on all but the k largest usable budgets and predict each held-out one.
+def _row(q: dict, actual: float, actual_draws: np.ndarray, one_minus: bool) -> dict:
+    ci, ci_noise = q["ci90"], q["ci90_noise"]
+    inside = lambda iv: bool(iv is not None and iv[0] is not None and iv[0] <= actual <= iv[1])
+    s = summarize(1 - actual_draws if one_minus else actual_draws)
+    return {"predicted": q["value"], "median": q["median"], "ci90_noise": ci_noise, "ci90": ci, "actual": actual,
+            "actual_ci90": s["ci90"], "rel_error": q["value"] / actual - 1 if actual else None,
+            "covered": inside(ci), "covered_noise": inside(ci_noise), "notes": q["notes"]}
 
-    The bootstrap draws of the budget optima are reused, so the predicted intervals come from the same resamples
-    as the main fit. The held-out optimum is itself a noisy estimate, so "covers" asks whether the 90 % interval of
-    predicted/actual (both taken from the same resample; the held-out budget's data are independent of the
-    training budgets') contains 1. "actual_in_ci90" is the plainer check: the actual point inside the predicted
-    90 % interval.
-    """
+
+def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -> list[dict]:
+    if sf.a2_status != "fitted":
+        return []
+    rng = rng or np.random.default_rng(0)
     out = []
     point = sf.point_optima()
     for k in range(1, max_holdout + 1):
         train, held = sf.used[:-k], sf.used[-k:]
         if len(train) < max(sf.options.min_budgets - 1, 2):
             break
-        draws = law_draws(sf, train)
+        laws = {}
+        for name, full in sf.laws.items():
+            law = fit_law(name, full.form, full.quantity, sf.C[train], point[full.quantity][train],
+                          sf.optima.of(full.quantity)[:, train])
+            if law is not None:
+                laws[name] = law.as_dict()
+        a3 = _approach3_block(sf, train, rng) if sf.a3.status == "fitted" else None
         for b in held:
             C = sf.fits[b].C
-            entry = {"holdout": k, "budget": sf.fits[b].budget, "C": C, "n_train_budgets": len(train)}
-            for name in BACKTEST_QUANTITIES:
-                law = fit_power_law(sf.C[train], point[name][train])
-                ln_k, e = draws[name]
-                pred_draws = np.exp(ln_k + e * np.log(C))
-                actual_draws = np.where(sf.optima.valid[:, b], sf.optima_draws(name)[:, b], np.nan)
-                pred = summarize(pred_draws)
-                ratio = summarize(pred_draws / actual_draws)
-                actual = float(point[name][b])
-                lo, hi = pred["ci90"]
-                entry[name] = {"predicted": float(law(C)), **pred, "actual": actual,
-                               "actual_ci90": summarize(actual_draws)["ci90"],
-                               "rel_error": float(law(C) / actual - 1), "ratio_ci90": ratio["ci90"],
-                               "covers": bool(ratio["n"] > 0 and ratio["ci90"][0] <= 1 <= ratio["ci90"][1]),
-                               "actual_in_ci90": bool(lo is not None and lo <= actual <= hi)}
-            out.append(entry)
+            base = {"holdout": k, "budget": sf.fits[b].budget, "C": C, "n_train_budgets": len(train)}
+            rows = {}
+            for name, law in laws.items():
+                q = pick(law_summary(law, [C]), 0)
+                m = BY_LAW.get(law["quantity"])
+                one_minus = bool(m and m.one_minus)
+                actual = point[law["quantity"]][b]
+                if not np.isfinite(actual):
+                    continue
+                rows[name] = _row(q, float(1 - actual if one_minus else actual), sf.optima.of(law["quantity"])[:, b],
+                                  one_minus)
+            out.append({**base, "approach": "approach2", "quantities": rows})
+            if a3 is not None:
+                rows = {q: _row(pick(law_summary(a3["laws"][q], [C], a3), 0), float(point[q][b]),
+                                sf.optima.of(q)[:, b], False) for q in ("N_opt", "D_opt", "L_opt")}
+                out.append({**base, "approach": "approach3", "quantities": rows})
     return out
+
+
+def _approach3_block(sf, train: np.ndarray, rng: np.random.Generator) -> dict | None:
+    """Approach 3 refitted on the runs of the training budgets: theta, draws and error models, as in fit.json."""
+    t = sf.table
+    cut = sf.fits[train[-1]].budget
+    mask = t.budget <= cut
+    if mask.sum() < 6:
+        return None
+    p = Problem.of(t.N, t.D, t.loss)
+    theta = refit(sf.a3.model.theta, p, mask[None, :].astype(float), estimator=sf.a3.model.estimator)[0]
+    if not np.all(np.isfinite(theta)):
+        return None
+    model = type(sf.a3.model).from_theta(theta, estimator=sf.a3.model.estimator)
+    draws = forms.quantize(bootstrap(model, p, min(A3_BACKTEST_DRAWS, max(sf.options.a3_boot, 20)), rng,
+                                     sf.a3.method, model.estimator, train=mask))
+    ref = sf.reference()
+    keep = ref.C <= sf.fits[train[-1]].C * (1 + 1e-9)
+    ref = Reference(ref.C[keep], {q: v[keep] for q, v in ref.point.items()},
+                    {q: v[:, keep] for q, v in ref.draws.items()})
+    ems = error_models(theta, p, t, mask, rng, model.estimator, ref)
+    C_max = float(t.C[mask].max())
+    laws = {q: {"form": "parametric", "quantity": q, "C_max": C_max, "error_model": ems[q].as_dict()}
+            for q in ("N_opt", "D_opt", "L_opt")}
+    return {"theta": theta.tolist(), "draws": forms.encode_draws(draws, forms.THETA), "laws": laws}

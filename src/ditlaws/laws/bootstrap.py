@@ -1,17 +1,18 @@
-"""Bootstrap resamples of an isoFLOP grid, and the budget optima of every resample computed at once.
+"""Approach 2's bootstrap: resamples of an isoFLOP grid, and every resample's budget optima computed at once.
 
 Two ways to make a resample, both applied within each budget so every budget keeps its own size grid:
 
 * ``noise`` (default): keep the sizes, replace each loss by the fitted curve times exp(sigma·z) (≈ 1 + sigma·z).
   sigma is the measured seed-to-seed relative noise when given (``noise_rel``), otherwise the parabola residuals
   pooled over budgets, in which case sigma itself is redrawn per resample from its chi-square distribution
-  so a noise level estimated from few points widens the intervals as it should. It is the default because it
-  stays well defined with the 4-8 sizes per budget of real sweeps and its 90 % intervals cover ~90 % of the time
-  on synthetic truth (tests/test_laws_synthetic.py); it trusts the parabola's shape.
+  so a noise level estimated from few points widens the intervals as it should. It stays well defined with the
+  4-8 sizes per budget of real sweeps and its 90 % intervals cover ~90 % of the time on synthetic truth
+  (tests/test_laws_synthetic.py); it trusts the parabola's shape.
 * ``resample``: draw the budget's runs with replacement. It assumes nothing about the noise or the curve's shape,
-  so misfit shows up as width; on the synthetic truth it over-covers (~97 % for a nominal 90 %), and with few runs
-  per budget it produces degenerate draws (fewer than 3 distinct sizes), which are dropped and counted. Use it as
-  a check when the parabola fits poorly.
+  so misfit shows up as width; with few runs per budget it produces degenerate draws (fewer than 3 distinct
+  sizes), which are dropped and counted.
+
+All resamples' parabolas are solved in one batched least-squares call per budget (``parabola.solve``).
 """
 
 from __future__ import annotations
@@ -20,28 +21,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ditlaws.laws.isoflop import BudgetFit, parabola_design, pooled_residual, solve_parabolas, vertex
+from ditlaws.laws import parabola
+from ditlaws.laws.isoflop import BudgetFit, pooled_residual
 
-BOOTSTRAP_METHODS = ("resample", "noise")
+BOOTSTRAP_METHODS = ("noise", "resample")
 
 
 @dataclass
 class Draws:
-    """Resampled data per budget: run indices [R, n_b], losses [R, n_b] and ln FID [R, n_b]."""
+    """Resampled data per budget: run indices [R, n_b], losses [R, n_b], ln metric [R, n_b] per law name."""
 
     idx: list[np.ndarray]
     loss: list[np.ndarray]
-    ln_fid: list[np.ndarray]
+    ln_metrics: list[dict[str, np.ndarray]]
     method: str
     sigma_rel: float
     sigma_dof: int
-
-    @property
-    def n(self) -> int:
-        return self.idx[0].shape[0] if self.idx else 0
+    n: int
 
 
-def draw(fits: list[BudgetFit], n_boot: int, rng: np.random.Generator, method: str = "resample",
+def draw(fits: list[BudgetFit], n_boot: int, rng: np.random.Generator, method: str = "noise",
          noise_rel: float | None = None) -> Draws:
     if method not in BOOTSTRAP_METHODS:
         raise ValueError(f"bootstrap method {method!r}; valid: {BOOTSTRAP_METHODS}")
@@ -51,37 +50,42 @@ def draw(fits: list[BudgetFit], n_boot: int, rng: np.random.Generator, method: s
     sigma_draws = np.full(n_boot, sigma)
     if method == "noise" and noise_rel is None and dof > 0:
         sigma_draws = sigma * np.sqrt(dof / rng.chisquare(dof, size=n_boot))
-    fid_sigma = _fid_residual(fits)
-    idx, loss, ln_fid = [], [], []
+    metric_sigma = {law: _metric_residual(fits, law) for law in (fits[0].metrics if fits else {})}
+    idx, loss, ln_metrics = [], [], []
     for f in fits:
         n = f.n_points
         with np.errstate(divide="ignore", invalid="ignore"):
-            lf = np.log(f.fid)
+            lm = {law: np.log(np.where(y > 0, y, np.nan)) for law, y in f.metrics.items()}
         if method == "resample":
             i = rng.integers(0, n, size=(n_boot, n))
             idx.append(i)
             loss.append(f.loss[i])
-            ln_fid.append(lf[i])
-        else:
-            idx.append(np.broadcast_to(np.arange(n), (n_boot, n)))
-            centre = f.predict(f.x) if f.coef is not None else f.loss
-            centre = np.where(centre > 0, centre, f.loss)  # a steep parabola can dip below 0 between points
-            # Multiplicative in log space: equal to (1 + sigma·z) to first order, and never a negative loss
-            # when the measured noise is large (small, cliff-like demo grids).
-            loss.append(centre * np.exp(sigma_draws[:, None] * rng.standard_normal((n_boot, n))))
-            fid_centre = lf
-            if f.fid_coef is not None:
-                fid_centre = np.where(np.isfinite(lf), parabola_design(f.x, f.centre, f.scale) @ f.fid_coef, lf)
-            ln_fid.append(fid_centre + fid_sigma * rng.standard_normal((n_boot, n)))
-    return Draws(idx, loss, ln_fid, method, float(sigma), int(dof))
+            ln_metrics.append({law: v[i] for law, v in lm.items()})
+            continue
+        idx.append(np.broadcast_to(np.arange(n), (n_boot, n)))
+        centre = f.predict(f.x) if f.coef is not None else f.loss
+        centre = np.where(centre > 0, centre, f.loss)  # a steep parabola can dip below 0 between points
+        # Multiplicative in log space: (1 + sigma·z) to first order, never a negative loss when the noise is large.
+        loss.append(centre * np.exp(sigma_draws[:, None] * rng.standard_normal((n_boot, n))))
+        out = {}
+        for law, v in lm.items():
+            c = v
+            if law in f.metric_coef:
+                c = np.where(np.isfinite(v), parabola.evaluate(f.metric_coef[law], f.x, f.centre, f.scale), v)
+            out[law] = c + metric_sigma[law] * rng.standard_normal((n_boot, n))
+        ln_metrics.append(out)
+    return Draws(idx, loss, ln_metrics, method, float(sigma), int(dof), n_boot)
 
 
-def _fid_residual(fits: list[BudgetFit]) -> float:
+def _metric_residual(fits: list[BudgetFit], law: str) -> float:
+    """Residual std of ln(metric) about the budgets' metric parabolas, pooled (0 when none has spare points)."""
     ss, dof = 0.0, 0
     for f in fits:
-        ok = np.isfinite(f.fid) & (f.fid > 0)
-        if f.fid_coef is not None and ok.sum() > 3:
-            r = np.log(f.fid[ok]) - parabola_design(f.x[ok], f.centre, f.scale) @ f.fid_coef
+        y = f.metrics[law]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = np.isfinite(y) & (y > 0)
+        if law in f.metric_coef and ok.sum() > 3:
+            r = np.log(y[ok]) - parabola.evaluate(f.metric_coef[law], f.x[ok], f.centre, f.scale)
             ss += float(np.sum(r**2))
             dof += int(ok.sum()) - 3
     return float(np.sqrt(ss / dof)) if dof else 0.0
@@ -89,29 +93,36 @@ def _fid_residual(fits: list[BudgetFit]) -> float:
 
 @dataclass
 class OptimaDraws:
-    """Per resample and budget: ln N_opt, ln D_opt, L_opt, FID at the optimum, and whether the fit was valid."""
+    """Per resample and budget: ln N_opt, ln D_opt, L_opt, metrics at the optimum, and whether the fit was valid."""
 
     x_opt: np.ndarray  # [R, B]
     lnD_opt: np.ndarray
     L_opt: np.ndarray
-    fid_opt: np.ndarray
+    metrics: dict[str, np.ndarray]  # law -> fitted quantity at the optimum [R, B]
     valid: np.ndarray
+
+    def of(self, name: str) -> np.ndarray:
+        """Draws [R, B] of a quantity in its own units (NaN where the resample had no valid optimum)."""
+        values = {"N_opt": np.exp(self.x_opt), "D_opt": np.exp(self.lnD_opt), "L_opt": self.L_opt}.get(name)
+        if values is None:
+            values = self.metrics[name]
+        return np.where(self.valid, values, np.nan)
 
 
 def budget_optima(fits: list[BudgetFit], draws: Draws, *, allow_edge: bool = False, fid_method: str = "parabola",
                   method: str = "parabola") -> OptimaDraws:
     """Vertex of every budget in every resample; invalid where the resample has no interior minimum."""
     R, B = draws.n, len(fits)
-    out = {k: np.full((R, B), np.nan) for k in ("x_opt", "lnD_opt", "L_opt", "fid_opt")}
+    out = {k: np.full((R, B), np.nan) for k in ("x_opt", "lnD_opt", "L_opt")}
+    metrics = {law: np.full((R, B), np.nan) for law in (fits[0].metrics if fits else {})}
     valid = np.zeros((R, B), dtype=bool)
     for b, f in enumerate(fits):
         if f.coef is None:
             continue
         x = f.x[draws.idx[b]]
-        X = parabola_design(x, f.centre, f.scale)
-        coef = solve_parabolas(X, draws.loss[b])
-        xo, lo = vertex(coef, f.centre, f.scale)
-        if method == "spline" and len(np.unique(f.x)) >= 5:
+        coef = parabola.solve(parabola.design(x, f.centre, f.scale), draws.loss[b])
+        xo, lo = parabola.vertex(coef, f.centre, f.scale)
+        if method == "spline":
             xo, lo = _spline_optima(x, draws.loss[b], xo, lo)
         ok = np.isfinite(xo) & (coef[:, 2] > 0)
         if not allow_edge:
@@ -120,37 +131,30 @@ def budget_optima(fits: list[BudgetFit], draws: Draws, *, allow_edge: bool = Fal
         out["x_opt"][:, b] = xo
         out["L_opt"][:, b] = lo
         out["lnD_opt"][:, b] = f.lnD_at(xo)
-        out["fid_opt"][:, b] = _fid_draws(f, x, draws.ln_fid[b], xo, fid_method)
-    return OptimaDraws(**out, valid=valid)
+        for law in metrics:
+            metrics[law][:, b] = _metric_draws(f, law, x, draws.ln_metrics[b][law], xo, fid_method)
+    return OptimaDraws(**out, metrics=metrics, valid=valid)
 
 
-def _fid_draws(f: BudgetFit, x: np.ndarray, ln_fid: np.ndarray, xo: np.ndarray, fid_method: str) -> np.ndarray:
-    ok = np.isfinite(ln_fid)
+def _metric_draws(f: BudgetFit, law: str, x: np.ndarray, ln_y: np.ndarray, xo: np.ndarray,
+                  fid_method: str) -> np.ndarray:
+    ok = np.isfinite(ln_y)
     if not ok.any():
         return np.full(len(xo), np.nan)
-    if fid_method == "parabola" and f.fid_coef is not None:
-        X = parabola_design(x, f.centre, f.scale) * ok[..., None]
-        coef = solve_parabolas(X, np.where(ok, ln_fid, 0.0))
-        u = (xo - f.centre) / f.scale
-        return np.exp(coef[:, 0] + coef[:, 1] * u + coef[:, 2] * u**2)
-    dist = np.where(ok, np.abs(x - xo[:, None]), np.inf)
-    near = np.argmin(dist, axis=1)
-    return np.exp(ln_fid[np.arange(len(xo)), near])
+    if fid_method == "parabola" and law in f.metric_coef:
+        X = parabola.design(x, f.centre, f.scale) * ok[..., None]
+        coef = parabola.solve(X, np.where(ok, ln_y, 0.0))
+        return np.exp(parabola.evaluate(coef, xo, f.centre, f.scale))
+    near = np.argmin(np.where(ok, np.abs(x - xo[:, None]), np.inf), axis=1)
+    return np.exp(ln_y[np.arange(len(xo)), near])
 
 
 def _spline_optima(x: np.ndarray, y: np.ndarray, xo: np.ndarray, lo: np.ndarray):
-    from scipy.interpolate import make_smoothing_spline
-
     xo, lo = xo.copy(), lo.copy()
     for r in range(len(x)):
-        xs, inv = np.unique(x[r], return_inverse=True)
-        if len(xs) < 5:
-            continue  # too few distinct sizes for a spline: keep this resample's parabola vertex
-        ys = np.bincount(inv, weights=y[r]) / np.bincount(inv)
-        grid = np.linspace(xs[0], xs[-1], 513)
-        vals = make_smoothing_spline(xs, ys)(grid)
-        i = int(np.argmin(vals))
-        xo[r], lo[r] = (grid[i], vals[i]) if 0 < i < len(grid) - 1 else (np.nan, np.nan)
+        found = parabola.spline_vertex(x[r], y[r], grid_points=513)
+        if found is not None:  # None: too few distinct sizes for a spline, keep this resample's parabola vertex
+            xo[r], lo[r] = found
     return xo, lo
 
 

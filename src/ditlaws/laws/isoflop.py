@@ -1,9 +1,10 @@
-"""Approach 2, step 1: per compute budget, fit loss against log N and take the vertex as the optimum.
+"""Approach 2, step 1: per isoFLOP budget group, fit loss against ln N and take the vertex as the optimum.
 
-Loss is modelled as a parabola in x = ln N (centred and scaled per budget for conditioning). Every budget goes
-through quality checks whose outcome is recorded, never hidden: enough distinct sizes, positive curvature whose
-95 % interval excludes zero, and a vertex inside the sampled range (an edge minimum would be an extrapolation,
-so it is excluded unless the user asks for it).
+Loss is modelled as a parabola in x = ln N (``ditlaws.laws.parabola``). Every budget goes through quality checks
+whose outcome is recorded, never hidden: enough distinct sizes, positive curvature whose 95 % interval excludes
+zero, and a vertex inside the sampled range (an edge minimum would be an extrapolation, so it is excluded unless
+the user asks for it). Generation metrics (FID, 1 - accuracy, CLIP score; see ``ditlaws.laws.metrics``) are read at
+the loss optimum: a parabola of their log in ln N when the budget has >= 3 of them, else the run nearest the optimum.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from ditlaws.laws.table import RunTable
+from ditlaws.laws import parabola
+from ditlaws.laws.metrics import GENERATION_METRICS
+from ditlaws.laws.table import RunTable, group_budgets
 
 OPTIMUM_METHODS = ("parabola", "spline")
 FID_METHODS = ("parabola", "nearest")
+DEFAULT_TOLERANCE = 0.05
 
 
 @dataclass
@@ -24,20 +28,20 @@ class BudgetFit:
     """One isoFLOP curve: its data, its parabola, its vertex and its quality-check outcome."""
 
     budget: float
-    C: float  # geometric mean compute of the budget's runs under the table's FLOP convention
-    x: np.ndarray  # ln N of the runs used (after outlier screening)
+    C: float  # geometric mean compute of the group's runs under the table's FLOP convention
+    x: np.ndarray  # ln N of the runs used (after outlier screening / windowing)
     loss: np.ndarray
     lnD: np.ndarray
-    fid: np.ndarray
     run_id: np.ndarray
+    metrics: dict[str, np.ndarray]  # law name -> fitted quantity per run (FID, 1 - accuracy, ...); NaN where absent
     centre: float = 0.0
     scale: float = 1.0
-    coef: np.ndarray | None = None  # parabola coefficients in u = (x - centre) / scale: c0 + c1 u + c2 u^2
+    coef: np.ndarray | None = None  # parabola coefficients in u = (x - centre) / scale
     d_line: tuple[float, float] = (0.0, -1.0)  # ln D = d0 + d1 ln N within the budget (the plan's relation)
-    fid_coef: np.ndarray | None = None  # parabola of ln FID in u, when the budget has >= 3 FIDs
+    metric_coef: dict[str, np.ndarray] = field(default_factory=dict)  # parabola of ln(metric) in u
     x_opt: float = float("nan")
     L_opt: float = float("nan")
-    fid_opt: float = float("nan")
+    metric_opt: dict[str, float] = field(default_factory=dict)  # fitted quantity at the loss optimum
     curvature: float = float("nan")  # d^2 loss / d(ln N)^2 at the vertex
     curvature_ci95: tuple[float, float] = (float("nan"), float("nan"))
     residual_rel_std: float = float("nan")
@@ -59,61 +63,45 @@ class BudgetFit:
     def D_opt(self) -> float:
         return float(np.exp(self.lnD_at(self.x_opt)))
 
+    @property
+    def fid_opt(self) -> float:
+        return self.metric_opt.get("FID", float("nan"))
+
     def lnD_at(self, x):
         return self.d_line[0] + self.d_line[1] * np.asarray(x)
 
     def predict(self, x) -> np.ndarray:
-        u = (np.asarray(x, dtype=float) - self.centre) / self.scale
-        return self.coef[0] + self.coef[1] * u + self.coef[2] * u**2
+        return parabola.evaluate(self.coef, x, self.centre, self.scale)
 
     def design(self) -> np.ndarray:
-        return parabola_design(self.x, self.centre, self.scale)
+        return parabola.design(self.x, self.centre, self.scale)
 
-
-def parabola_design(x: np.ndarray, centre: float, scale: float) -> np.ndarray:
-    u = (np.asarray(x, dtype=float) - centre) / scale
-    return np.stack([np.ones_like(u), u, u**2], axis=-1)
-
-
-def solve_parabolas(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares parabolas for a batch at once: X [..., n, 3], y [..., n] -> coefficients [..., 3].
-
-    Singular systems (fewer than three distinct sizes in a resample) come back as NaN.
-    """
-    XtX = np.einsum("...ni,...nj->...ij", X, X)
-    Xty = np.einsum("...ni,...n->...i", X, y)
-    det = np.linalg.det(XtX)
-    scale = np.einsum("...ii->...", XtX) ** 3
-    singular = ~(np.abs(det) > 1e-10 * scale)
-    XtX = np.where(singular[..., None, None], np.eye(3), XtX)
-    coef = np.linalg.solve(XtX, Xty[..., None])[..., 0]
-    coef[singular] = np.nan
-    return coef
-
-
-def vertex(coef: np.ndarray, centre: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Vertex (x*, y*) of c0 + c1 u + c2 u^2 with u = (x - centre) / scale; works on batches [..., 3]."""
-    c0, c1, c2 = coef[..., 0], coef[..., 1], coef[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = -c1 / (2 * c2)
-    return centre + scale * u, c0 + c1 * u + c2 * u**2
+    def _keep(self, keep: np.ndarray) -> None:
+        for name in ("x", "loss", "lnD", "run_id"):
+            setattr(self, name, getattr(self, name)[keep])
+        self.metrics = {k: v[keep] for k, v in self.metrics.items()}
 
 
 def fit_isoflops(table: RunTable, *, min_points: int = 3, warn_points: int = 5, allow_edge: bool = False,
                  screen_outliers: bool = False, method: str = "parabola", fid_method: str = "parabola",
                  window: float | None = None, ci_level: float = 0.95) -> list[BudgetFit]:
-    """Fit every budget of one study's table (sorted by compute) and run the quality checks.
+    """Fit every budget group of one study's table (sorted by compute) and run the quality checks.
 
     ``window``: when set, each budget keeps only the runs within that factor in N of its lowest-loss run, so a
     parabola is not asked to describe a wide, asymmetric curve (by default all runs are used, as in the paper).
     """
+    if table.budget is None:
+        group_budgets(table, DEFAULT_TOLERANCE)
+    present = [m for m in GENERATION_METRICS if table.has(m.key)]
     fits = []
     for budget in np.unique(table.budget):
         sel = table.budget == budget
         order = np.argsort(table.N[sel], kind="stable")
+        with np.errstate(invalid="ignore"):
+            metrics = {m.law: m.to_fitted(table.metrics[m.key][sel][order]) for m in present}
         fit = BudgetFit(budget=float(budget), C=float(np.exp(np.mean(np.log(table.C[sel])))),
                         x=np.log(table.N[sel][order]), loss=table.loss[sel][order], lnD=np.log(table.D[sel][order]),
-                        fid=table.fid[sel][order], run_id=table.run_id[sel][order])
+                        run_id=table.run_id[sel][order], metrics=metrics)
         if window is not None:
             _apply_window(fit, window)
         _fit_one(fit, screen_outliers)
@@ -122,9 +110,9 @@ def fit_isoflops(table: RunTable, *, min_points: int = 3, warn_points: int = 5, 
     pooled = pooled_residual(fits)
     for fit in fits:
         _check(fit, pooled, min_points, warn_points, allow_edge, ci_level)
-        if fit.coef is not None and method == "spline" and len(np.unique(fit.x)) >= 5:
+        if fit.coef is not None and method == "spline":
             _spline_vertex(fit, allow_edge)
-        _fid_at_vertex(fit, fid_method)
+        _metrics_at_vertex(fit, fid_method)
     return fits
 
 
@@ -134,8 +122,7 @@ def _apply_window(fit: BudgetFit, window: float) -> None:
     if not keep.all():
         fit.messages.append(f"budget {fit.budget:.3g}: {int((~keep).sum())} run(s) more than {window:g}x away in N "
                             f"from the best run left out of the fit (--fit-window)")
-        for name in ("x", "loss", "lnD", "fid", "run_id"):
-            setattr(fit, name, getattr(fit, name)[keep])
+        fit._keep(keep)
 
 
 def _fit_one(fit: BudgetFit, screen_outliers: bool) -> None:
@@ -147,7 +134,7 @@ def _fit_one(fit: BudgetFit, screen_outliers: bool) -> None:
         return
     fit.centre = float(np.mean(fit.x))
     fit.scale = float(np.ptp(fit.x) / 2) or 1.0
-    fit.coef = solve_parabolas(fit.design(), fit.loss)
+    fit.coef = parabola.solve(fit.design(), fit.loss)
     if screen_outliers and len(fit.x) >= 6:
         _screen_outlier(fit)
     resid = fit.loss - fit.predict(fit.x)
@@ -163,7 +150,7 @@ def _screen_outlier(fit: BudgetFit, threshold: float = 4.0) -> None:
     t = np.zeros(n)
     for i in range(n):
         keep = np.arange(n) != i
-        c = solve_parabolas(X[keep], fit.loss[keep])
+        c = parabola.solve(X[keep], fit.loss[keep])
         r = fit.loss[keep] - X[keep] @ c
         s = np.sqrt(np.sum(r**2) / max(n - 1 - 3, 1))
         h = X[i] @ np.linalg.pinv(X[keep].T @ X[keep]) @ X[i]
@@ -173,10 +160,8 @@ def _screen_outlier(fit: BudgetFit, threshold: float = 4.0) -> None:
         fit.outliers.append(str(fit.run_id[worst]))
         fit.messages.append(f"run {fit.run_id[worst]} (N={np.exp(fit.x[worst]):.3g}) screened out as an outlier "
                             f"(studentized residual {t[worst]:.1f})")
-        keep = np.arange(n) != worst
-        for name in ("x", "loss", "lnD", "fid", "run_id"):
-            setattr(fit, name, getattr(fit, name)[keep])
-        fit.coef = solve_parabolas(fit.design(), fit.loss)
+        fit._keep(np.arange(n) != worst)
+        fit.coef = parabola.solve(fit.design(), fit.loss)
 
 
 def pooled_residual(fits: list[BudgetFit]) -> tuple[float, int]:
@@ -201,8 +186,8 @@ def _check(fit: BudgetFit, pooled: tuple[float, int], min_points: int, warn_poin
     if distinct < warn_points:
         fit.flags.append("few_points")
         fit.messages.append(f"{name}: only {distinct} distinct sizes (< {warn_points}); its optimum is fragile")
-    fit.x_opt, fit.L_opt = (float(v) for v in vertex(fit.coef, fit.centre, fit.scale))
-    fit.curvature = float(2 * fit.coef[2] / fit.scale**2)
+    fit.x_opt, fit.L_opt = (float(v) for v in parabola.vertex(fit.coef, fit.centre, fit.scale))
+    fit.curvature = float(parabola.curvature(fit.coef, fit.scale))
     sigma_rel, dof = (fit.residual_rel_std, fit.dof) if fit.dof > 0 else pooled
     if dof > 0 and np.isfinite(sigma_rel):
         X = fit.design()
@@ -243,17 +228,12 @@ def _check(fit: BudgetFit, pooled: tuple[float, int], min_points: int, warn_poin
 
 
 def _spline_vertex(fit: BudgetFit, allow_edge: bool) -> None:
-    """Replace the parabola vertex by the minimum of a smoothing spline (GCV-chosen smoothing)."""
-    from scipy.interpolate import make_smoothing_spline
-
-    xs, inv = np.unique(fit.x, return_inverse=True)
-    ys = np.bincount(inv, weights=fit.loss) / np.bincount(inv)
-    spline = make_smoothing_spline(xs, ys)
-    grid = np.linspace(xs[0], xs[-1], 2001)
-    vals = spline(grid)
-    i = int(np.argmin(vals))
-    if 0 < i < len(grid) - 1:
-        fit.x_opt, fit.L_opt = float(grid[i]), float(vals[i])
+    """Replace the parabola vertex by the minimum of a smoothing spline (when the budget has >= 5 sizes)."""
+    found = parabola.spline_vertex(fit.x, fit.loss)
+    if found is None:
+        return
+    if np.isfinite(found[0]):
+        fit.x_opt, fit.L_opt = found
     elif fit.used and not allow_edge:
         fit.flags.append("edge_minimum")
         fit.messages.append(f"budget {fit.budget:.3g}: the spline's minimum is at the edge of the sampled sizes "
@@ -261,14 +241,16 @@ def _spline_vertex(fit: BudgetFit, allow_edge: bool) -> None:
         fit.used = False
 
 
-def _fid_at_vertex(fit: BudgetFit, fid_method: str) -> None:
-    ok = np.isfinite(fit.fid) & (fit.fid > 0)
-    if not ok.any() or not np.isfinite(fit.x_opt):
-        return
-    if fid_method == "parabola" and len(np.unique(fit.x[ok])) >= 3:
-        fit.fid_coef = solve_parabolas(parabola_design(fit.x[ok], fit.centre, fit.scale), np.log(fit.fid[ok]))
-        u = (fit.x_opt - fit.centre) / fit.scale
-        fit.fid_opt = float(np.exp(fit.fid_coef @ np.array([1.0, u, u * u])))
-    else:
-        near = np.argmin(np.where(ok, np.abs(fit.x - fit.x_opt), np.inf))
-        fit.fid_opt = float(fit.fid[near])
+def _metrics_at_vertex(fit: BudgetFit, fid_method: str) -> None:
+    for law, y in fit.metrics.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = np.isfinite(y) & (y > 0)
+        if not ok.any() or not np.isfinite(fit.x_opt):
+            continue
+        if fid_method == "parabola" and len(np.unique(fit.x[ok])) >= 3:
+            fit.metric_coef[law] = parabola.solve(parabola.design(fit.x[ok], fit.centre, fit.scale), np.log(y[ok]))
+            fit.metric_opt[law] = float(np.exp(parabola.evaluate(fit.metric_coef[law], fit.x_opt, fit.centre,
+                                                                 fit.scale)))
+        else:
+            near = np.argmin(np.where(ok, np.abs(fit.x - fit.x_opt), np.inf))
+            fit.metric_opt[law] = float(y[near])

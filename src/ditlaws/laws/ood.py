@@ -14,4 +14,5 @@ def ood_fit(table: RunTable) -> dict | None:
     x, y = table.loss[ok], table.ood_loss[ok]
     slope, intercept = np.polyfit(x, y, 1)
     r2 = 1 - np.sum((y - intercept - slope * x) ** 2) / np.sum((y - y.mean()) ** 2)
-    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "n_runs": int(ok.sum())}
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "n_runs": int(ok.sum()),
+            "points": {"loss": x.tolist(), "ood_loss": y.tolist(), "budget": table.budget[ok].tolist()}}

@@ -1,10 +1,20 @@
-"""Power laws y = k·C^e fitted by least squares in log-log, singly or for a batch of bootstrap resamples."""
+"""Laws of the compute-optimal points against C, for one set of points or a batch of bootstrap resamples at once.
+
+* Power law y = k·C^e: ordinary least squares of ln y on ln C (``fit_power_law``; ``fit_lines`` for a batch).
+* Loss with a floor L = E + A·C^(-alpha), E >= 0, A >= 0: least squares of ln L (``fit_floor``). For a given alpha
+  the model is linear in (E, A), so (E, A) come from a relative least-squares solve and alpha from a grid plus a
+  golden-section refinement of the log-space residual, all resamples at once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+FLOOR_ALPHA_RANGE = (1e-3, 3.0)
+FLOOR_MIN_POINTS = 4  # three parameters: at least one spare point
+FLAT = -1e30  # ln A when A = 0 (a flat law; finite so that it survives JSON and float32)
 
 
 @dataclass(frozen=True)
@@ -17,8 +27,9 @@ class PowerLaw:
     def __call__(self, C):
         return self.coef * np.asarray(C, dtype=float) ** self.exponent
 
-    def as_dict(self) -> dict:
-        return {"coef": self.coef, "exponent": self.exponent, "r2": self.r2, "n_budgets": self.n}
+    @property
+    def params(self) -> np.ndarray:
+        return np.array([np.log(self.coef), self.exponent])
 
 
 def fit_power_law(C, y) -> PowerLaw:
@@ -48,3 +59,80 @@ def fit_lines(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarra
         bad = (n < 2) | ~(sxx > 1e-12)
     slope = np.where(bad, np.nan, slope)
     return np.where(bad, np.nan, my - slope * mx), slope
+
+
+def power_draws(C: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Batched power laws: C [B], y [R, B] (NaN = missing) -> params [R, 2] = (ln k, e)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ly = np.log(y)
+    intercept, slope = fit_lines(np.log(C), ly, np.isfinite(ly))
+    return np.stack([intercept, slope], axis=1)
+
+
+def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarray):
+    """For each row's alpha: (E, A) minimising sum w·((L - E - A·z) / L)², z = (C/C_ref)^-alpha, with E, A >= 0.
+
+    lnC is centred (ln C - ln C_ref); L, w [R, B]; alpha [R] -> E, A, log-space SSE, each [R]."""
+    z = np.exp(-alpha[:, None] * lnC[None, :])
+    q = w / L**2
+    s1, sz, szz = q.sum(1), (q * z).sum(1), (q * z * z).sum(1)
+    sl, szl = (q * L).sum(1), (q * z * L).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = s1 * szz - sz**2
+        E = (szz * sl - sz * szl) / det
+        A = (s1 * szl - sz * sl) / det
+        e_zero, a_only = E < 0, szl / szz  # E >= 0: refit A alone
+        a_zero, e_only = A < 0, sl / s1  # A >= 0: refit E alone
+    E, A = np.where(e_zero, 0.0, E), np.where(e_zero, a_only, A)
+    E, A = np.where(a_zero & ~e_zero, e_only, E), np.where(a_zero & ~e_zero, 0.0, A)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resid = np.log(L) - np.log(E[:, None] + A[:, None] * z)
+    sse = np.where(w > 0, w * resid**2, 0.0).sum(1)
+    return E, A, np.where(np.isfinite(sse), sse, np.inf)
+
+
+def fit_floor(C: np.ndarray, L: np.ndarray, n_grid: int = 96, n_golden: int = 40) -> np.ndarray:
+    """Batched L = E + A·C^-alpha: C [B], L [R, B] (NaN = missing) -> params [R, 3] = (E, ln A, alpha).
+
+    Rows with fewer than FLOOR_MIN_POINTS points give NaN."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    lnC_raw = np.log(np.asarray(C, dtype=float))
+    ref = float(np.mean(lnC_raw))
+    lnC = lnC_raw - ref
+    w = np.isfinite(L) & (L > 0)
+    Lf = np.where(w, L, 1.0)
+    wf = w.astype(float)
+    R = L.shape[0]
+    grid = np.geomspace(*FLOOR_ALPHA_RANGE, n_grid)
+    sse = np.stack([_floor_solve(lnC, Lf, wf, np.full(R, a))[2] for a in grid], axis=1)
+    best = np.argmin(sse, axis=1)
+    lo = np.log(grid[np.maximum(best - 1, 0)])
+    hi = np.log(grid[np.minimum(best + 1, n_grid - 1)])
+    # Golden-section search in ln alpha inside the bracket around the best grid point.
+    g = (np.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    for _ in range(n_golden):
+        c, d = b - g * (b - a), a + g * (b - a)
+        left = _floor_solve(lnC, Lf, wf, np.exp(c))[2] < _floor_solve(lnC, Lf, wf, np.exp(d))[2]
+        a, b = np.where(left, a, c), np.where(left, d, b)
+    alpha = np.exp((a + b) / 2)
+    E, A, _ = _floor_solve(lnC, Lf, wf, alpha)
+    with np.errstate(divide="ignore"):  # back to raw C: A·(C/C_ref)^-alpha = (A·C_ref^alpha)·C^-alpha
+        ln_a = np.where(A > 0, np.log(np.where(A > 0, A, 1.0)) + alpha * ref, FLAT)
+    out = np.stack([E, ln_a, alpha], axis=1)
+    out[w.sum(1) < FLOOR_MIN_POINTS] = np.nan
+    return out
+
+
+def floor_flags(params: np.ndarray) -> list[str]:
+    """Where a floor-law fit sits on a constraint: E = 0 (no floor found), A = 0 (flat), alpha at its range ends."""
+    E, ln_a, alpha = params
+    flags = []
+    if E == 0:
+        flags.append("E_at_bound_0")
+    if ln_a <= FLAT / 2:
+        flags.append("A_at_bound_0")
+    lo, hi = FLOOR_ALPHA_RANGE
+    if alpha <= lo * 1.0001 or alpha >= hi * 0.9999:
+        flags.append("alpha_at_bound")
+    return flags

@@ -1,103 +1,20 @@
-"""fit.json (every number, machine-readable) and report.md (figures and a plain-language answer)."""
+"""report.md: a plain-language answer, then one section per part of the fit, all read from fit.json.
+
+Each ``section_*`` function returns the markdown lines of one section (empty when the fit has nothing for it);
+``write_report`` joins them. Numbers come from the document (and from ``ditlaws.laws.predict`` for predictions),
+never recomputed here.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-import platform
 from pathlib import Path
 
 import numpy as np
 
-from ditlaws.laws.bootstrap import summarize
-from ditlaws.laws.study import StudyFit
-
-SCHEMA_VERSION = 1
+from ditlaws.laws.predict import FitResult, load_fit
 
 
-def jsonable(obj):
-    """numpy scalars/arrays -> Python; NaN and infinities -> null (JSON has neither)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
-def versions() -> dict:
-    import matplotlib
-    import scipy
-
-    import ditlaws
-
-    return {"ditlaws": ditlaws.__version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
-
-
-def law_entry(sf: StudyFit, name: str) -> dict:
-    law = sf.laws[name]
-    ln_k, e = sf.law_draws[name]
-    k, ex = summarize(np.exp(ln_k)), summarize(e)
-    return {**law.as_dict(), "median": {"coef": k["median"], "exponent": ex["median"]},
-            "ci90": {"coef": k["ci90"], "exponent": ex["ci90"]}, "ci95": {"coef": k["ci95"], "exponent": ex["ci95"]},
-            "n_resamples": ex["n"]}
-
-
-def budget_entry(f) -> dict:
-    return {"budget": f.budget, "C": f.C, "n_points": f.n_points, "used": f.used, "flags": f.flags,
-            "messages": f.messages, "outliers": f.outliers, "N_opt": f.N_opt if np.isfinite(f.x_opt) else None,
-            "D_opt": f.D_opt if np.isfinite(f.x_opt) else None, "L_opt": f.L_opt, "FID": f.fid_opt,
-            "curvature": f.curvature, "curvature_ci95": list(f.curvature_ci95),
-            "residual_rel_std": f.residual_rel_std,
-            "parabola": None if f.coef is None else {"coef_u": f.coef, "centre_lnN": f.centre, "scale_lnN": f.scale}}
-
-
-def approach3_entry(sf: StudyFit) -> dict | None:
-    if sf.parametric is None:
-        return None
-    entry = sf.parametric.as_dict()
-    if sf.parametric_draws is not None:
-        d = sf.parametric_draws
-        a, b, e, alpha, beta = d.T
-        samples = {"E": np.exp(e), "A": np.exp(a), "B": np.exp(b), "alpha": alpha, "beta": beta,
-                   "a": beta / (alpha + beta), "b": alpha / (alpha + beta)}
-        entry["intervals"] = {k: summarize(v) for k, v in samples.items()}
-        entry["n_resamples"] = int(np.isfinite(d[:, 0]).sum())
-    return entry
-
-
-def study_entry(sf: StudyFit, predictions: list[dict], backtests: list[dict]) -> dict:
-    o = sf.options
-    approach2 = {name: law_entry(sf, name) for name in sf.laws}
-    approach2["budgets"] = [budget_entry(f) for f in sf.fits]
-    approach2["optimum_method"] = o.optimum
-    approach2["fid_method"] = o.fid_method if "FID" in sf.laws else None
-    approach2["D_opt_rule"] = "ln D of the budget's runs regressed on ln N, at N_opt (= C/(6 N_opt) when C = 6ND)"
-    approach2["bootstrap"] = {"method": sf.draws.method, "n": sf.draws.n, "seed": o.seed,
-                              "sigma_rel": sf.draws.sigma_rel if sf.draws.method == "noise" else None,
-                              "sigma_dof": sf.draws.sigma_dof if sf.draws.method == "noise" else None,
-                              "invalid_fraction": float(1 - sf.optima.valid[:, sf.used].mean())}
-    return {"study": sf.study, "n_runs": len(sf.table), "approach2": approach2, "approach3": approach3_entry(sf),
-            "predictions": predictions, "backtest": backtests, "warnings": sf.warnings}
-
-
-def write_fit_json(path: Path, primary: dict, others: list[dict], inputs: list[dict], options: dict,
-                   comparison: dict | None, ood: dict | None) -> Path:
-    doc = {"schema_version": SCHEMA_VERSION, **primary, "studies": others, "comparison": comparison, "ood": ood,
-           "inputs": inputs, "options": options, "versions": versions()}
-    path.write_text(json.dumps(jsonable(doc), indent=2) + "\n")
-    return path
-
-
-def human(x: float, unit: str = "") -> str:
+def human(x: float | None, unit: str = "") -> str:
     if x is None or not np.isfinite(x):
         return "n/a"
     for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
@@ -106,141 +23,261 @@ def human(x: float, unit: str = "") -> str:
     return f"{x:.3g}{unit}"
 
 
-def _interval(d: dict, fmt=human) -> str:
-    lo, hi = d.get("ci90", [None, None])
-    return f"{fmt(lo)}–{fmt(hi)}" if lo is not None else "n/a"
-
-
-def _num(v) -> str:
+def num(v) -> str:
     return f"{v:.4g}" if v is not None else "n/a"
 
 
-def _cell(q: dict, name: str, fmt) -> str:
-    return f"{fmt(q[name]['value'])} [{_interval(q[name], fmt)}]" if name in q else "—"
+def interval(iv, fmt=human) -> str:
+    return f"{fmt(iv[0])}–{fmt(iv[1])}" if iv and iv[0] is not None else "n/a"
 
 
-def answer(study: dict) -> str:
+FORMATS = {"N_opt": human, "D_opt": human}
+
+
+def _fmt(name: str):
+    return FORMATS.get(name, num)
+
+
+def _headline_loss(doc: dict, p: dict) -> tuple[str, dict] | None:
+    approach, name = (doc.get("headline") or {}).get("L_opt") or (None, None)
+    q = (p.get(approach) or {}).get(name)
+    return (f"{approach}.{name}", q) if q else None
+
+
+def answer(doc: dict) -> str:
     """The one-paragraph plain-language answer for the first prediction target."""
-    if not study["predictions"]:
+    if not doc["predictions"]:
         return ""
-    p = study["predictions"][0]
-    a2 = p["approach2"]
-    num = _num
-    text = (f"At **{p['C']:.3g} FLOPs**, train a **{human(a2['N_opt']['value'])}-parameter model** "
-            f"(90 % interval {_interval(a2['N_opt'])}) on **{human(a2['D_opt']['value'])} tokens** "
-            f"(90 % interval {_interval(a2['D_opt'])}); expected loss **{num(a2['L_opt']['value'])}** "
-            f"(90 % interval {_interval(a2['L_opt'], num)})")
-    if "FID" in a2:
-        text += f" and FID **{num(a2['FID']['value'])}** (90 % interval {_interval(a2['FID'], num)})"
-    n_used = sum(b["used"] for b in study["approach2"]["budgets"])
-    text += (f". This extrapolates the isoFLOP optima of {n_used} budgets of study `{study['study']}` "
-             f"(Approach 2, {study['approach2']['bootstrap']['n']} bootstrap resamples, method "
-             f"`{study['approach2']['bootstrap']['method']}`).")
-    a3 = p.get("approach3") or {}
-    if "N_opt" in a3:
-        text += (f" The parametric fit L(N, D) (Approach 3) suggests {human(a3['N_opt']['value'])} parameters "
-                 f"(90 % interval {_interval(a3['N_opt'])}) on {human(a3['D_opt']['value'])} tokens.")
+    p = doc["predictions"][0]
+    a2, a3 = p.get("approach2") or {}, p.get("approach3") or {}
+    src = a2 if "N_opt" in a2 else a3
+    if "N_opt" not in src:
+        return ""
+    n, d = src["N_opt"], src["D_opt"]
+    text = (f"At **{p['C']:.3g} FLOPs**, train a **{human(n['value'])}-parameter model** (90 % interval "
+            f"{interval(n['ci90'] or n['ci90_noise'])}) on **{human(d['value'])} tokens** (90 % interval "
+            f"{interval(d['ci90'] or d['ci90_noise'])})")
+    head = _headline_loss(doc, p)
+    if head:
+        which, q = head
+        text += (f"; expected loss **{num(q['value'])}** (90 % interval {interval(q['ci90'] or q['ci90_noise'], num)}"
+                 f", headline law `{which}`)")
+    for name, label in (("FID", "FID"), ("accuracy", "accuracy"), ("clip_score", "CLIP score")):
+        if name in a2:
+            q = a2[name]
+            text += f", {label} **{num(q['value'])}** (90 % interval {interval(q['ci90'] or q['ci90_noise'], num)})"
+    which = "Approach 2 (isoFLOP optima)" if src is a2 else "Approach 3 (parametric L(N, D))"
+    text += (f". From {which} of study `{doc['study']}`; the intervals include the extrapolation error learned from "
+             f"nested backtests where the data allowed one (noise-only intervals in the tables below).")
+    if src is a2 and "N_opt" in a3:
+        text += (f" Approach 3 suggests {human(a3['N_opt']['value'])} parameters (90 % interval "
+                 f"{interval(a3['N_opt']['ci90'] or a3['N_opt']['ci90_noise'])}).")
+    for w in p["warnings"]:
+        text += f" **Note:** {w}."
     return text
 
 
-def _law_rows(study: dict) -> list[str]:
-    rows = ["| law | coefficient | exponent | 90 % interval (exponent) | R² | budgets |", "|---|---|---|---|---|---|"]
-    for name in ("N_opt", "D_opt", "L_opt", "FID"):
-        e = study["approach2"].get(name)
-        if e:
-            lo, hi = e["ci90"]["exponent"]
-            rows.append(f"| {name} = k·C^e | {e['coef']:.4g} | {e['exponent']:.4f} | [{lo:.4f}, {hi:.4f}] | "
-                        f"{e['r2']:.4f} | {e['n_budgets']} |")
-    return rows
-
-
-def write_report(path: Path, primary: dict, others: list[dict], figures: dict[str, str], comparison: dict | None,
-                 ood: dict | None, inputs: list[dict]) -> Path:
-    lines = [f"# Scaling laws — {primary['study']}", "", answer(primary), ""]
-    lines += ["## Approach 2: isoFLOP optima and power laws", ""] + _law_rows(primary) + [""]
+def section_approach2(doc: dict, figures: dict) -> list[str]:
+    a2 = doc["approach2"]
+    if a2["status"] != "fitted":
+        return ["## Approach 2: isoFLOP optima", "", a2["reason"], ""]
+    lines = ["## Approach 2: isoFLOP optima and their laws", "",
+             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | extrapolation error s |",
+             "|---|---|---|---|---|---|---|"]
+    for name, law in a2["laws"].items():
+        em = law["error_model"]
+        s = f"{em['s']:.3g} per e-fold ({em['n_pairs']} pairs)" if em["status"] == "ok" else "none"
+        if law["form"] == "power":
+            iv = law["summary"]["exponent"]["ci90"]
+            params = f"{law['coef']:.4g}·C^{law['exponent']:.4f}"
+            ivs = f"[{iv[0]:.4f}, {iv[1]:.4f}]"
+        else:
+            params = f"{law['E']:.4g} + {law['A']:.4g}·C^-{law['alpha']:.4f}"
+            iv = law["summary"]["alpha"]["ci90"]
+            ivs = f"α [{iv[0]:.4f}, {iv[1]:.4f}]"
+        r2 = f"{law['r2']:.4f}" if law["r2"] is not None else "—"
+        flags = f" ({', '.join(law['flags'])})" if law["flags"] else ""
+        lines.append(f"| {name} | {law['fitted']} | {params}{flags} | {ivs} | {r2} | {law['n_budgets']} | {s} |")
+    choice = a2.get("loss_choice") or {}
+    if choice.get("headline"):
+        rms = choice.get("backtest_rms")
+        detail = (f": nested-backtest RMS error of ln L_opt {rms['L_opt']:.3g} (pure) vs {rms['L_opt_floor']:.3g} "
+                  f"(floor) over {choice['n_pairs']} pairs" if rms else f": {choice['rule']}")
+        lines += ["", f"Headline loss law: **{choice['headline']}**{detail}."]
+    lines.append("")
     if "isoflop" in figures:
         lines += [f"![isoFLOP curves and optimal allocation]({figures['isoflop']})", ""]
-    lines += ["### Budgets and quality checks", "", "| budget | runs | N_opt | D_opt | L_opt | curvature (95 % CI) | "
-              "used | notes |", "|---|---|---|---|---|---|---|---|"]
-    for b in primary["approach2"]["budgets"]:
+    return lines
+
+
+def section_budgets(doc: dict) -> list[str]:
+    budgets = doc["approach2"]["budgets"]
+    if len(budgets) > 60:
+        used = sum(b["used"] for b in budgets)
+        return ["### Budget groups", "", f"{len(budgets)} budget groups, {used} passing the isoFLOP checks (too many "
+                                         f"to list; see `approach2.budgets` in fit.json).", ""]
+    lines = ["### Budgets and quality checks", "",
+             "| budget | runs | N_opt | D_opt | L_opt | curvature (95 % CI) | used | notes |",
+             "|---|---|---|---|---|---|---|---|"]
+    for b in budgets:
         ci = b["curvature_ci95"]
         curv = f"{b['curvature']:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]" if ci[0] is not None else "n/a"
         notes = "; ".join(b["messages"]).replace("|", "/") or "ok"
         lines.append(f"| {b['budget']:.3g} | {b['n_points']} | {human(b['N_opt'])} | {human(b['D_opt'])} | "
-                     f"{b['L_opt']:.4g} | {curv} | {'yes' if b['used'] else 'no'} | {notes} |"
-                     if b["L_opt"] is not None else
-                     f"| {b['budget']:.3g} | {b['n_points']} | n/a | n/a | n/a | n/a | no | {notes} |")
+                     f"{num(b['L_opt'])} | {curv} | {'yes' if b['used'] else 'no'} | {notes} |")
+    return lines + [""]
+
+
+def section_approach3(doc: dict) -> list[str]:
+    a3 = doc["approach3"]
+    if a3["status"] != "fitted":
+        return ["## Approach 3", "", a3["reason"], ""]
+    p, s = a3["params"], a3["summary"]
+    est = {"huber": "summed Huber loss of ln L, δ = 1e-3 (Hoffmann et al.)",
+           "mle": "Huber likelihood with a free noise scale σ (Besiroglu et al.)"}[a3["estimator"]]
+    lines = ["## Approach 3: parametric L(N, D) = E + A/N^α + B/D^β", "",
+             f"Estimator: {est}; −log-likelihood {a3['neg_log_likelihood']:.4g}, σ = {a3['sigma']:.3g} (in ln L); "
+             f"{a3['n_runs']} runs; bootstrap: {a3['bootstrap']['method']} × {a3['bootstrap']['n']}, warm-started "
+             f"from the point estimate.", "",
+             "| | E | A | B | α | β | N_opt exponent β/(α+β) | D_opt exponent α/(α+β) |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| estimate | {p['E']:.4g} | {p['A']:.4g} | {p['B']:.4g} | {p['alpha']:.4f} | {p['beta']:.4f} | "
+             f"{a3['exponents']['N_opt']:.4f} | {a3['exponents']['D_opt']:.4f} |",
+             "| 90 % | " + " | ".join(f"[{s[k]['ci90'][0]:.4g}, {s[k]['ci90'][1]:.4g}]"
+                                      for k in ("E", "A", "B", "alpha", "beta", "exponent_N_opt", "exponent_D_opt"))
+             + " |", ""]
+    if a3["flags"]:
+        lines += ["**Flags:** " + ", ".join(f"`{f}`" for f in a3["flags"]) + ".", ""]
+        lines += [f"- {m}" for m in a3["messages"]] + [""]
+    return lines
+
+
+def section_predictions(doc: dict, figures: dict) -> list[str]:
+    if not doc["predictions"]:
+        return []
+    lines = ["## Predictions", "",
+             "`value` is the law with the point estimates; `median` the median over bootstrap refits (shown when it "
+             "differs by more than 0.1 %). Intervals are 90 %: run noise only, and with the extrapolation error "
+             "learned from nested backtests.", "",
+             "| C | law | value | median | 90 % noise only | 90 % with extrapolation | notes |",
+             "|---|---|---|---|---|---|---|"]
+    for p in doc["predictions"]:
+        for approach in ("approach2", "approach3"):
+            for name, q in (p.get(approach) or {}).items():
+                fmt = _fmt(name)
+                med = fmt(q["median"]) if q["median"] and abs(q["median"] / q["value"] - 1) > 1e-3 else "="
+                head = " **(headline)**" if q.get("headline") else ""
+                notes = "; ".join(q["notes"]).replace("|", "/")
+                lines.append(f"| {p['C']:.3g} | {approach[-1]}: {name}{head} | {fmt(q['value'])} | {med} | "
+                             f"{interval(q['ci90_noise'], fmt)} | {interval(q['ci90'], fmt)} | {notes} |")
+        if p.get("fid_from_loss"):
+            q = p["fid_from_loss"]
+            lines.append(f"| {p['C']:.3g} | FID from the headline loss | {num(q['value'])} | — | "
+                         f"{interval(q['ci90_noise'], num)} | {interval(q['ci90'], num)} | FID = k·L^p |")
     lines.append("")
-    if "loss_fid" in figures:
-        lines += [f"![loss and FID of compute-optimal models]({figures['loss_fid']})", ""]
-    a3 = primary["approach3"]
-    if a3:
-        lines += ["## Approach 3: parametric L(N, D) = E + A/N^α + B/D^β", "",
-                  "| E | A | B | α | β | a = β/(α+β) | b = α/(α+β) |", "|---|---|---|---|---|---|---|",
-                  f"| {a3['E']:.4g} | {a3['A']:.4g} | {a3['B']:.4g} | {a3['alpha']:.4f} | {a3['beta']:.4f} | "
-                  f"{a3['a']:.4f} | {a3['b']:.4f} |"]
-        if "intervals" in a3:
-            iv = a3["intervals"]
-            lines.append("| " + " | ".join(f"[{iv[k]['ci90'][0]:.3g}, {iv[k]['ci90'][1]:.3g}]"
-                                           for k in ("E", "A", "B", "alpha", "beta", "a", "b")) + " |")
-        lines.append("")
-    if primary["predictions"]:
-        lines += ["## Predictions (both approaches, median and 90 % interval)", "",
-                  "| C | approach | N_opt | D_opt | L_opt | FID |", "|---|---|---|---|---|---|"]
-        for p in primary["predictions"]:
-            for appr in ("approach2", "approach3"):
-                q = p[appr]
-                if not q:
-                    continue
-                cells = [_cell(q, n, f) for n, f in (("N_opt", human), ("D_opt", human), ("L_opt", _num),
-                                                     ("FID", _num))]
-                lines.append(f"| {p['C']:.3g} | {appr[-1]} | " + " | ".join(cells) + " |")
-        lines.append("")
-    if primary["backtest"]:
-        lines += ["## Backtest: predict the largest budget(s) from the smaller ones", "",
-                  "| held out | budget | quantity | predicted [90 %] | actual [90 %] | error | predicted/actual [90 %] "
-                  "| covered |", "|---|---|---|---|---|---|---|---|"]
-        for bt in primary["backtest"]:
-            for name in ("N_opt", "L_opt"):
-                q = bt[name]
-                fmt = human if name == "N_opt" else (lambda v: f"{v:.4g}")
-                r = q["ratio_ci90"]
-                ratio = f"[{r[0]:.4f}, {r[1]:.4f}]" if r[0] is not None else "n/a"
-                actual = _interval({"ci90": q["actual_ci90"]}, fmt)
-                lines.append(f"| {bt['holdout']} | {bt['budget']:.3g} | {name} | {fmt(q['predicted'])} "
-                             f"[{_interval(q, fmt)}] | {fmt(q['actual'])} [{actual}] | {q['rel_error']:+.1%} | "
-                             f"{ratio} | {'yes' if q['covers'] else 'no'} |")
-        lines.append("")
-    if comparison:
-        lines += ["## Comparison of studies", "", "| study | " + " | ".join(
-            f"{n} exponent [90 %]" for n in ("N_opt", "D_opt", "L_opt")) + " |", "|---|---|---|---|"]
-        for row in comparison["table"]:
-            cells = [f"{row[n]['exponent']:.4f} [{row[n]['ci90'][0]:.4f}, {row[n]['ci90'][1]:.4f}]" if n in row
-                     else "—" for n in ("N_opt", "D_opt", "L_opt")]
-            lines.append(f"| {row['study']} | " + " | ".join(cells) + " |")
-        lines += ["", "| a − b | law | difference | 95 % interval | significant |", "|---|---|---|---|---|"]
-        for d in comparison["differences"]:
-            lines.append(f"| {d['a']} − {d['b']} | {d['law']} | {d['difference']:+.4f} | "
-                         f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {'yes' if d['significant_95'] else 'no'} |")
-        lines.append("")
-        if "compare" in figures:
-            lines += [f"![architecture comparison]({figures['compare']})", ""]
-    if ood:
-        lines += ["## In-domain vs out-of-domain loss", "",
-                  f"ood = {ood['slope']:.4f} · loss + {ood['intercept']:.4f} (R² {ood['r2']:.4f}, "
-                  f"{ood['n_runs']} runs)", ""]
-        if "ood" in figures:
-            lines += [f"![in-domain vs out-of-domain]({figures['ood']})", ""]
-    lines += ["## How to read the intervals", "",
-              "Intervals are bootstrap percentiles: the 90 % interval holds the middle 90 % of the values obtained "
-              "by refitting everything on resampled data (see `approach2.bootstrap` in fit.json for the method). "
-              "They reflect run-to-run noise given this grid of budgets and sizes, not systematic error from "
-              "extrapolating far beyond the largest budget; the backtest above shows how well that extrapolation "
-              "held up inside the data.", ""]
-    warnings = primary["warnings"] + [w for s in others for w in s["warnings"]]
+    if "loss_metrics" in figures:
+        lines += [f"![loss and generation metrics of compute-optimal models]({figures['loss_metrics']})", ""]
+    return lines
+
+
+def section_backtest(doc: dict, figures: dict) -> list[str]:
+    if not doc["backtest"]:
+        return []
+    lines = ["## Backtest: predict the largest budget(s) from the smaller ones", "",
+             "Each refit sees only the smaller budgets (its extrapolation error is learned from them alone). "
+             "`covered`: the actual value lies inside the predicted 90 % interval with extrapolation error "
+             "(noise-only in parentheses).", "",
+             "| held out | budget | law | predicted [90 % with extrapolation] | actual | error | covered |",
+             "|---|---|---|---|---|---|---|"]
+    total, hits = 0, 0
+    for bt in doc["backtest"]:
+        for name, q in bt["quantities"].items():
+            fmt = _fmt(name)
+            err = f"{q['rel_error']:+.1%}" if q["rel_error"] is not None else "n/a"
+            cov = f"{'yes' if q['covered'] else 'no'} ({'yes' if q['covered_noise'] else 'no'})"
+            lines.append(f"| {bt['holdout']} | {bt['budget']:.3g} | {bt['approach'][-1]}: {name} | "
+                         f"{fmt(q['predicted'])} [{interval(q['ci90'] or q['ci90_noise'], fmt)}] | "
+                         f"{fmt(q['actual'])} | {err} | {cov} |")
+            total, hits = total + 1, hits + bool(q["covered"])
+    lines += ["", f"Covered: {hits} of {total}.", ""]
+    if "backtest" in figures:
+        lines += [f"![backtest: predicted against actual]({figures['backtest']})", ""]
+    return lines
+
+
+def section_comparison(fit: FitResult, figures: dict) -> list[str]:
+    comparison = fit.root.get("comparison")
+    if not comparison:
+        return []
+    laws = ("N_opt", "D_opt", "L_opt", "approach3.N_opt")
+    lines = ["## Comparison of studies", "", "| study | " + " | ".join(f"{n} exponent [90 %]" for n in laws) + " |",
+             "|---" * (len(laws) + 1) + "|"]
+    for row in comparison["table"]:
+        cells = [f"{row[n]['exponent']:.4f} [{row[n]['ci90'][0]:.4f}, {row[n]['ci90'][1]:.4f}]" if n in row
+                 else "—" for n in laws]
+        lines.append(f"| {row['study']} | " + " | ".join(cells) + " |")
+    lines += ["", "| a − b | law | difference | 95 % interval | significant |", "|---|---|---|---|---|"]
+    for d in comparison["differences"]:
+        lines.append(f"| {d['a']} − {d['b']} | {d['law']} | {d['difference']:+.4f} | "
+                     f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {'yes' if d['significant_95'] else 'no'} |")
+    lines.append("")
+    if "compare" in figures:
+        lines += [f"![comparison of studies]({figures['compare']})", ""]
+    return lines
+
+
+def section_ood(fit: FitResult, figures: dict) -> list[str]:
+    ood = fit.root.get("ood")
+    if not ood:
+        return []
+    lines = ["## In-domain vs out-of-domain loss", "",
+             f"ood = {ood['slope']:.4f} · loss + {ood['intercept']:.4f} (R² {ood['r2']:.4f}, {ood['n_runs']} runs)", ""]
+    if "ood" in figures:
+        lines += [f"![in-domain vs out-of-domain]({figures['ood']})", ""]
+    return lines
+
+
+def section_reading(doc: dict) -> list[str]:
+    return ["## How to read the intervals", "",
+            "Noise-only intervals are bootstrap percentiles: the middle 90 % of the values obtained by refitting "
+            "everything on resampled data (`approach2.bootstrap`, `approach3.bootstrap` in fit.json). They say how "
+            "well this grid pins the laws down, not whether the laws hold further out. The intervals with "
+            "extrapolation error add, in quadrature and in log space, an error that grows with the log-distance "
+            "beyond the largest fitted budget, at the rate measured by refitting each law on the smaller budgets "
+            "and predicting the larger ones (`error_model` of each law). Beyond 100x the largest budget the "
+            "predictions carry a warning.", ""]
+
+
+def section_warnings(fit: FitResult) -> list[str]:
+    docs = [fit.root, *(fit.root.get("studies") or [])]
+    warnings = [w for d in docs for w in d["warnings"]]
+    skipped = [s for d in docs for s in d["skipped_records"]]
+    lines = []
     if warnings:
-        lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
-    lines += ["## Inputs", ""] + [f"- `{i['path']}` — {i['n_runs']} runs, sha256 `{i['fingerprint'][:16]}…`"
-                                  + (f", revision `{i['revision']}`" if i.get("revision") else "") for i in inputs]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        lines += ["## Warnings", ""] + [f"- {w}" for w in dict.fromkeys(warnings)] + [""]
+    if skipped:
+        lines += ["## Skipped records", "", "| record | reason |", "|---|---|"]
+        lines += [f"| `{s['where']}` | {s['reason'].replace('|', '/')} |" for s in skipped] + [""]
+    return lines
+
+
+def section_inputs(fit: FitResult) -> list[str]:
+    lines = ["## Inputs", ""]
+    for i in fit.root.get("inputs") or []:
+        rev = f", revision `{i['revision']}`" if i.get("revision") else ""
+        lines.append(f"- `{i['path']}` — study `{i['study']}`, {i['n_runs']} runs, sha256 `{i['fingerprint'][:16]}…`"
+                     f"{rev}")
+    return lines + [""]
+
+
+def write_report(path: Path, fit_json: Path | dict, figures: dict[str, str]) -> Path:
+    fit = load_fit(fit_json)
+    doc = fit.doc
+    lines = [f"# Scaling laws — {doc['study']}", "", answer(doc), ""]
+    for section in (section_approach2(doc, figures), section_budgets(doc), section_approach3(doc),
+                    section_predictions(doc, figures), section_backtest(doc, figures),
+                    section_comparison(fit, figures), section_ood(fit, figures), section_reading(doc),
+                    section_warnings(fit), section_inputs(fit)):
+        lines += section
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)

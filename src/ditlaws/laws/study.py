@@ -1,39 +1,68 @@
-"""Fit one study end to end: isoFLOP optima (Approach 2), parametric L(N, D) (Approach 3), bootstrap, predictions."""
+"""Fit one study end to end: isoFLOP optima and their laws (Approach 2), parametric L(N, D) (Approach 3).
+
+Approach 3 runs on all runs whenever there are enough of them; Approach 2 runs when at least ``min_budgets``
+budget groups pass the isoFLOP checks and is otherwise skipped with one line saying why. Only when neither can
+be fitted is that an error.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ditlaws.errors import UserError
-from ditlaws.laws.bootstrap import Draws, OptimaDraws, budget_optima, draw, summarize
-from ditlaws.laws.isoflop import BudgetFit, fit_isoflops
-from ditlaws.laws.parametric import ParametricLoss, fit_parametric, theta_of
-from ditlaws.laws.powerlaw import PowerLaw, fit_lines, fit_power_law
-from ditlaws.laws.table import RunTable
-
-QUANTITIES = ("N_opt", "D_opt", "L_opt", "FID")
+from ditlaws.laws.approach2 import LawFit, choose_loss_headline, fit_laws, point_optima
+from ditlaws.laws.approach3 import A3_BOOTSTRAP_METHODS, Approach3Fit, Reference, fit_approach3
+from ditlaws.laws.bootstrap import BOOTSTRAP_METHODS, Draws, OptimaDraws, budget_optima, draw
+from ditlaws.laws.isoflop import FID_METHODS, OPTIMUM_METHODS, BudgetFit, fit_isoflops
+from ditlaws.laws.parametric import ESTIMATORS
+from ditlaws.laws.table import FLOP_CONVENTIONS, RunTable
+from ditlaws.options import option
 
 
 @dataclass
 class FitOptions:
-    n_boot: int = 1000
-    seed: int = 0
-    bootstrap: str = "noise"
-    noise_rel: float | None = None
-    allow_edge: bool = False
-    screen_outliers: bool = False
-    optimum: str = "parabola"
-    fid_method: str = "parabola"
-    window: float | None = None
-    min_points: int = 3
+    """How fit_laws.py fits (every field is also a flag of fit_laws.py)."""
+
+    n_boot: int = option(1000, help="bootstrap resamples of Approach 2 (and of Approach 3 unless "
+                                    "--parametric-bootstrap)", ge=20, flag="--bootstrap")
+    bootstrap: str = option("noise", help="Approach 2's bootstrap: noise (losses redrawn around the parabolas with "
+                                          "the measured noise) or resample (runs resampled within budgets)",
+                            choices=BOOTSTRAP_METHODS, flag="--bootstrap-method")
+    noise_rel: float | None = option(None, help="measured seed-to-seed relative loss noise for the noise bootstrap "
+                                                "(default: estimated from the parabola residuals)", gt=0)
+    parametric_boot: int | None = option(None, help="Approach 3 bootstrap resamples (default: --bootstrap)", ge=0,
+                                         flag="--parametric-bootstrap")
+    parametric_bootstrap_method: str = option("resample", help="Approach 3's bootstrap: resample runs, or noise "
+                                              "around the fitted surface", choices=A3_BOOTSTRAP_METHODS)
+    estimator: str = option("huber", help="Approach 3's estimator: huber (Hoffmann et al.: summed Huber loss, "
+                                          "delta 1e-3) or mle (Huber likelihood with a free noise scale sigma)",
+                            choices=ESTIMATORS)
+    seed: int = option(0, help="random seed of every bootstrap", ge=0)
+    flops: str = option("6nd", help="compute convention: 6nd (C = 6·N·D) or closed_form (the runs' C_closed_form)",
+                        choices=FLOP_CONVENTIONS)
+    budget_tolerance: float = option(0.05, help="runs whose budgets agree within this relative tolerance (in log "
+                                                "space) form one isoFLOP group", ge=0, lt=10)
+    optimum: str = option("parabola", help="per-budget optimum estimator", choices=OPTIMUM_METHODS)
+    fid_method: str = option("parabola", help="generation metrics at the optimum: a parabola of their log in ln N "
+                                              "at N_opt, or the nearest run", choices=FID_METHODS)
+    allow_edge: bool = option(False, help="keep budgets whose minimum lies outside the sampled sizes (their "
+                                          "optimum is then an extrapolation)")
+    window: float | None = option(None, help="fit each budget's parabola only to runs within this factor in N of "
+                                             "its best run (default: all runs, as the paper)", gt=1,
+                                  flag="--fit-window", metavar="F")
+    screen_outliers: bool = option(False, help="drop one run per budget whose studentized residual exceeds 4")
+    min_points: int = option(3, help="fewest distinct sizes for a budget to count", ge=3)
+    holdout: int = option(2, help="backtest: hold out up to this many largest budgets", ge=0)
+    parametric: bool = option(True, help="skip Approach 3", flag="--no-parametric")
     warn_points: int = 5
     min_budgets: int = 3
-    predict: tuple[float, ...] = ()
-    holdout: int = 2
-    parametric: bool = True
-    parametric_boot: int | None = None  # resamples for Approach 3 (each is an L-BFGS fit); None = n_boot
+
+    @property
+    def a3_boot(self) -> int:
+        return self.n_boot if self.parametric_boot is None else self.parametric_boot
 
 
 @dataclass
@@ -43,12 +72,13 @@ class StudyFit:
     options: FitOptions
     fits: list[BudgetFit]
     used: np.ndarray  # indices into fits of the budgets that passed the checks
-    laws: dict[str, PowerLaw]
-    draws: Draws
-    optima: OptimaDraws
-    law_draws: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (ln coef [R], exponent [R])
-    parametric: ParametricLoss | None = None
-    parametric_draws: np.ndarray | None = None  # [R', 5]: (a, b, e, alpha, beta) per resample
+    a2_status: str = "fitted"
+    a2_reason: str = ""
+    draws: Draws | None = None
+    optima: OptimaDraws | None = None
+    laws: dict[str, LawFit] = field(default_factory=dict)
+    loss_choice: dict = field(default_factory=dict)
+    a3: Approach3Fit = field(default_factory=lambda: Approach3Fit("skipped", "Approach 3 not requested"))
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -56,33 +86,29 @@ class StudyFit:
         return np.array([f.C for f in self.fits])
 
     def point_optima(self) -> dict[str, np.ndarray]:
-        """The full-data optimum of every budget (NaN where it has none)."""
-        return {
-            "N_opt": np.array([f.N_opt for f in self.fits]),
-            "D_opt": np.array([f.D_opt if np.isfinite(f.x_opt) else np.nan for f in self.fits]),
-            "L_opt": np.array([f.L_opt for f in self.fits]),
-            "FID": np.array([f.fid_opt for f in self.fits]),
-        }
+        return point_optima(self.fits)
 
-    def optima_draws(self, name: str) -> np.ndarray:
-        o = self.optima
-        return {"N_opt": np.exp(o.x_opt), "D_opt": np.exp(o.lnD_opt), "L_opt": o.L_opt, "FID": o.fid_opt}[name]
+    def reference(self) -> Reference | None:
+        if self.a2_status != "fitted":
+            return None
+        point = self.point_optima()
+        return Reference(C=self.C[self.used], point={q: point[q][self.used] for q in ("N_opt", "D_opt", "L_opt")},
+                         draws={q: self.optima.of(q)[:, self.used] for q in ("N_opt", "D_opt", "L_opt")})
 
-    def predict_draws(self, name: str, C) -> np.ndarray:
-        """Bootstrap draws of the law ``name`` at compute(s) C: [R, len(C)]."""
-        ln_k, e = self.law_draws[name]
-        return np.exp(ln_k[:, None] + e[:, None] * np.log(np.atleast_1d(np.asarray(C, float)))[None, :])
+    @property
+    def headline(self) -> dict[str, list[str]]:
+        if self.a2_status == "fitted" and self.loss_choice.get("headline"):
+            return {"L_opt": ["approach2", self.loss_choice["headline"]]}
+        if self.a3.status == "fitted":
+            return {"L_opt": ["approach3", "L_opt"]}
+        return {}
 
-    def parametric_predict_draws(self, C) -> dict[str, np.ndarray]:
-        if self.parametric_draws is None:
-            return {}
-        out = {"N_opt": [], "D_opt": [], "L_opt": []}
-        for theta in self.parametric_draws:
-            n, d, loss = ParametricLoss.from_theta(theta).optimal(C)
-            out["N_opt"].append(n)
-            out["D_opt"].append(d)
-            out["L_opt"].append(loss)
-        return {k: np.asarray(v) for k, v in out.items()}
+
+def skipped_reason(fits: list[BudgetFit], used: int, needed: int) -> str:
+    counts = Counter(flag for f in fits for flag in (f.flags or ["ok"]) if not f.used)
+    why = ", ".join(f"{n} {flag}" for flag, n in counts.most_common())
+    return (f"Approach 2 skipped: {used} of {len(fits)} budget group(s) pass the isoFLOP checks, a scaling-law fit "
+            f"needs at least {needed}" + (f" (excluded: {why})" if why else ""))
 
 
 def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, study: str | None = None) -> StudyFit:
@@ -91,82 +117,28 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
                         allow_edge=options.allow_edge, screen_outliers=options.screen_outliers,
                         method=options.optimum, fid_method=options.fid_method, window=options.window)
     used = np.array([i for i, f in enumerate(fits) if f.used], dtype=int)
-    if len(used) < options.min_budgets:
-        reasons = "; ".join(f"{f.budget:.3g}: {', '.join(f.flags) or 'ok'}" for f in fits)
-        raise UserError(f"{table.source}: study '{study}' has {len(used)} budget(s) passing the isoFLOP checks, "
-                        f"a scaling-law fit needs at least {options.min_budgets} ({reasons})")
-    C = np.array([fits[i].C for i in used])
-    point = {
-        "N_opt": [fits[i].N_opt for i in used], "D_opt": [fits[i].D_opt for i in used],
-        "L_opt": [fits[i].L_opt for i in used], "FID": [fits[i].fid_opt for i in used],
-    }
-    laws = {}
-    for name, y in point.items():
-        y = np.asarray(y)
-        ok = np.isfinite(y) & (y > 0)
-        if ok.sum() >= 2:
-            laws[name] = fit_power_law(C[ok], y[ok])
-
-    draws = draw(fits, options.n_boot, rng, options.bootstrap, options.noise_rel)
-    optima = budget_optima(fits, draws, allow_edge=options.allow_edge, fid_method=options.fid_method,
-                           method=options.optimum)
-    sf = StudyFit(study=study, table=table, options=options, fits=fits, used=used, laws=laws, draws=draws,
-                  optima=optima, law_draws={})
-    sf.law_draws = law_draws(sf, used)
-    invalid = 1.0 - optima.valid[:, used].mean()
-    if invalid > 0.05:
-        sf.warnings.append(f"{invalid:.0%} of (resample, budget) vertex fits had no interior minimum and were "
-                           f"dropped from their resample; the intervals may be optimistic")
+    sf = StudyFit(study=study, table=table, options=options, fits=fits, used=used)
+    sf.warnings += table.warnings
+    if len(used) >= options.min_budgets:
+        sf.draws = draw(fits, options.n_boot, rng, options.bootstrap, options.noise_rel)
+        sf.optima = budget_optima(fits, sf.draws, allow_edge=options.allow_edge, fid_method=options.fid_method,
+                                  method=options.optimum)
+        sf.laws = fit_laws(fits, used, sf.optima)
+        sf.loss_choice = choose_loss_headline(sf.laws)
+        invalid = 1.0 - sf.optima.valid[:, used].mean()
+        if invalid > 0.05:
+            sf.warnings.append(f"{invalid:.0%} of (resample, budget) vertex fits had no interior minimum and were "
+                               f"dropped from their resample; the intervals may be optimistic")
+    else:
+        sf.a2_status, sf.a2_reason = "skipped", skipped_reason(fits, len(used), options.min_budgets)
     if options.parametric:
-        _fit_parametric(sf, rng)
+        sf.a3 = fit_approach3(table, rng, estimator=options.estimator, n_boot=options.a3_boot,
+                              method=options.parametric_bootstrap_method, reference=sf.reference())
+        if sf.a3.status == "fitted":
+            m = sf.a3.model
+            sf.warnings += list(m.messages) + [f"Approach 3: the point estimate of {k} lies outside its 90 % "
+                                               f"bootstrap interval" for k in sf.a3.point_outside]
+    if sf.a2_status != "fitted" and sf.a3.status != "fitted":
+        a3 = "" if not options.parametric else f"; {sf.a3.reason}"
+        raise UserError(f"{table.source}: study '{study}': nothing can be fitted. {sf.a2_reason}{a3}")
     return sf
-
-
-def law_draws(sf: StudyFit, budgets: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Power-law (ln coef, exponent) per resample over the given budget indices."""
-    lnC = np.log(sf.C[budgets])
-    out = {}
-    for name in sf.laws:
-        y = sf.optima_draws(name)[:, budgets]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ly = np.log(y)
-        out[name] = fit_lines(lnC, ly, sf.optima.valid[:, budgets])
-    return out
-
-
-def _fit_parametric(sf: StudyFit, rng: np.random.Generator) -> None:
-    fits = sf.fits
-    N = np.concatenate([np.exp(f.x) for f in fits])
-    D = np.concatenate([np.exp(f.lnD) for f in fits])
-    L = np.concatenate([f.loss for f in fits])
-    if len(L) < 6:
-        sf.warnings.append("Approach 3 skipped: fewer than 6 runs")
-        return
-    sf.parametric = fit_parametric(N, D, L)
-    n = sf.options.parametric_boot if sf.options.parametric_boot is not None else sf.options.n_boot
-    n = min(n, sf.draws.n)
-    theta0 = theta_of(sf.parametric)
-    out = np.full((n, 5), np.nan)
-    for r in range(n):
-        Nr = np.concatenate([np.exp(f.x[sf.draws.idx[b][r]]) for b, f in enumerate(fits)])
-        Dr = np.concatenate([np.exp(f.lnD[sf.draws.idx[b][r]]) for b, f in enumerate(fits)])
-        Lr = np.concatenate([sf.draws.loss[b][r] for b in range(len(fits))])
-        if np.all(np.isfinite(theta0)):
-            out[r] = theta_of(fit_parametric(Nr, Dr, Lr, init=theta0))
-    sf.parametric_draws = out
-
-
-def predictions(sf: StudyFit, targets) -> list[dict]:
-    """Both approaches' N_opt, D_opt, L_opt (and FID) at each target compute, with bootstrap intervals."""
-    out = []
-    for C in targets:
-        entry = {"C": float(C), "approach2": {}, "approach3": {}}
-        for name, law in sf.laws.items():
-            entry["approach2"][name] = {"value": float(law(C)), **summarize(sf.predict_draws(name, C)[:, 0])}
-        if sf.parametric is not None:
-            n, d, loss = sf.parametric.optimal(C)
-            pdraws = sf.parametric_predict_draws(np.array([C]))
-            for name, v in zip(("N_opt", "D_opt", "L_opt"), (n, d, loss)):
-                entry["approach3"][name] = {"value": float(v), **summarize(pdraws[name][:, 0])}
-        out.append(entry)
-    return out

@@ -1,0 +1,169 @@
+"""Approach 2, step 2: laws of the budgets' optima against C, their bootstrap draws and extrapolation-error models.
+
+From the budgets that pass the isoFLOP checks: N_opt, D_opt and L_opt as power laws k·C^e (the paper's), the loss
+also as L_opt = E + A·C^(-alpha) (``L_opt_floor``), and each generation metric at the optimum (FID, 1 - accuracy,
+CLIP score) as a power law. Each law carries its draws (one refit per bootstrap resample of the budgets' optima,
+all at once) and an error model from nested backtests (``ditlaws.laws.extrapolation``). The headline loss law is
+the one with the smaller nested-backtest error on the pairs both can be tested on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ditlaws.laws import forms
+from ditlaws.laws.bootstrap import OptimaDraws, summarize
+from ditlaws.laws.extrapolation import ErrorModel, Pair, estimate, log_var
+from ditlaws.laws.isoflop import BudgetFit
+from ditlaws.laws.metrics import BY_LAW
+from ditlaws.laws.powerlaw import FLOOR_MIN_POINTS, fit_floor, fit_power_law, floor_flags, power_draws
+
+NESTED_DRAWS = 200  # resamples used for the noise variances of nested-backtest pairs
+BASE_LABELS = {"N_opt": "optimal parameters N_opt", "D_opt": "optimal tokens D_opt", "L_opt": "loss at the optimum",
+               "L_opt_floor": "loss at the optimum (with a floor)"}
+
+
+@dataclass
+class LawFit:
+    """One fitted law: point parameters, bootstrap draws, the points it was fitted on, its error model."""
+
+    name: str
+    form: str  # "power" or "floor"
+    quantity: str  # N_opt, D_opt, L_opt, or a metric's law name
+    params: np.ndarray
+    draws: np.ndarray  # [R, p], float32-exact
+    C: np.ndarray  # budgets fitted on
+    y: np.ndarray  # fitted quantity at those budgets (e.g. 1 - accuracy)
+    r2: float | None = None
+    error_model: ErrorModel = field(default_factory=lambda: ErrorModel("none"))
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def C_max(self) -> float:
+        return float(self.C.max())
+
+    @property
+    def metric(self):
+        return BY_LAW.get(self.quantity)
+
+    def as_dict(self) -> dict:
+        names = forms.POWER_PARAMS if self.form == "power" else forms.FLOOR_PARAMS
+        m = self.metric
+        transform = m.transform if m else "identity"
+        shown = 1 - self.y if transform == "one_minus" else self.y
+        out = {"form": self.form, "quantity": self.quantity, "fitted": m.fitted if m else self.quantity,
+               "transform": transform, "higher_is_better": bool(m.higher_is_better) if m else False,
+               "label": m.label if m else BASE_LABELS.get(self.name, self.name),
+               "params": dict(zip(names, map(float, self.params))),
+               "summary": {k: summarize(self.draws[:, i]) for i, k in enumerate(names)},
+               "n_budgets": len(self.C), "C_max": self.C_max, "r2": self.r2, "flags": self.flags,
+               "fitted_on": {"C": self.C.tolist(), "value": shown.tolist()},
+               "draws": forms.encode_draws(self.draws, names), "error_model": self.error_model.as_dict()}
+        if self.form == "power":
+            out["coef"], out["exponent"] = float(np.exp(self.params[0])), float(self.params[1])
+        else:
+            out["E"], out["A"], out["alpha"] = float(self.params[0]), float(np.exp(self.params[1])), \
+                float(self.params[2])
+        return out
+
+
+def _point_params(form: str, C: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None]:
+    if form == "power":
+        law = fit_power_law(C, y)
+        return law.params, law.r2
+    return fit_floor(C, y[None, :])[0], None
+
+
+def _draw_params(form: str, C: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return power_draws(C, y) if form == "power" else fit_floor(C, y)
+
+
+MIN_TRAIN = {"power": 2, "floor": FLOOR_MIN_POINTS}
+
+
+def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, min_train: int | None = None,
+                 first_origin: int | None = None) -> list[Pair]:
+    """Fit on the first k points (C sorted ascending), predict every later point, for every possible k."""
+    min_train = min_train or MIN_TRAIN[form]
+    sub = y_draws[:NESTED_DRAWS]
+    pairs = []
+    for k in range(max(min_train, first_origin or 0), len(C)):
+        params, _ = _point_params(form, C[:k], y[:k])
+        pdraws = _draw_params(form, C[:k], sub[:, :k])
+        later = C[k:]
+        pred = forms.evaluate(form, params, later)
+        pred_draws = forms.evaluate(form, pdraws, later)
+        for j in range(len(later)):
+            v = log_var(pred_draws[:, j]) + log_var(sub[:, k + j])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                e = float(np.log(y[k + j]) - np.log(pred[j]))
+            pairs.append(Pair(origin_C=float(C[k - 1]), C=float(later[j]), error=e, var_noise=v))
+    return pairs
+
+
+def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray) -> LawFit | None:
+    """A law on the budgets where its quantity is known (None when there are too few)."""
+    ok = np.isfinite(y) & (y > 0)
+    if ok.sum() < MIN_TRAIN[form]:
+        return None
+    C, y, y_draws = C[ok], y[ok], y_draws[:, ok]
+    params, r2 = _point_params(form, C, y)
+    draws = forms.quantize(_draw_params(form, C, y_draws))
+    law = LawFit(name, form, quantity, params, draws, C, y, r2)
+    needs = f"a nested backtest needs at least {MIN_TRAIN[form] + 1} budgets with {quantity}"
+    law.error_model = estimate(nested_pairs(form, C, y, y_draws), law.C_max, needs=needs)
+    if form == "floor":
+        law.flags = floor_flags(params)
+    return law
+
+
+def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws) -> dict[str, LawFit]:
+    """Every law over the used budgets (``used`` indexes ``fits``, ascending in C)."""
+    C = np.array([fits[i].C for i in used])
+    point = point_optima(fits)
+    laws = {}
+    for name in ("N_opt", "D_opt", "L_opt"):
+        law = fit_law(name, "power", name, C, point[name][used], optima.of(name)[:, used])
+        if law:
+            laws[name] = law
+    floor = fit_law("L_opt_floor", "floor", "L_opt", C, point["L_opt"][used], optima.of("L_opt")[:, used])
+    if floor:
+        laws["L_opt_floor"] = floor
+    for name in optima.metrics:
+        law = fit_law(name, "power", name, C, point[name][used], optima.of(name)[:, used])
+        if law:
+            laws[name] = law
+    return laws
+
+
+def point_optima(fits: list[BudgetFit]) -> dict[str, np.ndarray]:
+    """The full-data optimum of every budget (NaN where it has none), metrics in their fitted space."""
+    out = {
+        "N_opt": np.array([f.N_opt for f in fits]),
+        "D_opt": np.array([f.D_opt if np.isfinite(f.x_opt) else np.nan for f in fits]),
+        "L_opt": np.array([f.L_opt for f in fits]),
+    }
+    for law in (fits[0].metrics if fits else {}):
+        out[law] = np.array([f.metric_opt.get(law, np.nan) for f in fits])
+    return out
+
+
+def choose_loss_headline(laws: dict[str, LawFit]) -> dict:
+    """The loss law with the smaller nested-backtest RMS error on the pairs both can be tested on."""
+    pure, floor = laws.get("L_opt"), laws.get("L_opt_floor")
+    if pure is None:
+        return {"headline": "L_opt_floor" if floor else None, "rule": "only one loss law fitted"}
+    if floor is None:
+        return {"headline": "L_opt", "rule": f"the floor law needs at least {FLOOR_MIN_POINTS} budgets"}
+    first = FLOOR_MIN_POINTS
+    pure_pairs = [p for p in pure.error_model.pairs if np.sum(pure.C <= p.origin_C) >= first]
+    if not pure_pairs or floor.error_model.status != "ok":
+        return {"headline": "L_opt", "rule": f"too few budgets to backtest the floor law (it needs "
+                                             f"{FLOOR_MIN_POINTS + 1}); the pure power law (the paper's) is kept"}
+    rms = {"L_opt": float(np.sqrt(np.mean([p.error**2 for p in pure_pairs]))),
+           "L_opt_floor": float(np.sqrt(np.mean([p.error**2 for p in floor.error_model.pairs])))}
+    headline = "L_opt_floor" if rms["L_opt_floor"] < rms["L_opt"] else "L_opt"
+    return {"headline": headline, "rule": "smaller RMS error of ln L_opt in nested backtests (same pairs)",
+            "backtest_rms": rms, "n_pairs": len(pure_pairs)}

@@ -1,0 +1,338 @@
+"""Predictions from a saved fit (fit.json) without refitting: the API behind fit_laws.py's numbers and the Space.
+
+    from ditlaws.laws.predict import load_fit
+    fit = load_fit("outputs/demo/fit/fit.json")        # or a dict already parsed
+    p = fit.predict(1.5e21)
+    p["approach2"]["N_opt"]  # {"value", "median", "ci90_noise", "ci95_noise", "ci90", "ci95", "notes", ...}
+    p["headline"]["L_opt"]   # ["approach2", "L_opt_floor"]: which loss law the fit trusts most
+    fit.law_curve("N_opt", C_grid)  fit.isoflop_curves()  fit.backtest_points()  fit.runs_vs_approach3()
+    fit.exponents()  fit.studies  fit.for_study("crossattn")
+
+Each law in fit.json carries its point parameters, its bootstrap draws (float32, base64) and its extrapolation-error
+model (learned from nested backtests inside the data, see ``ditlaws.laws.extrapolation``). A prediction at C is:
+
+* ``value``: the law with the point parameters (what the report prints); ``median``: the median over draws;
+* ``ci90_noise`` / ``ci95_noise``: percentiles of the draws (run noise only);
+* ``ci90`` / ``ci95``: widened by the extrapolation error: in log space each side becomes
+  sqrt(side_noise² + (q·s·h)²), h = max(0, ln(C / C_max)), C_max the largest budget the law was fitted on, s the
+  error per unit of log-distance and q a Student-t quantile with the model's degrees of freedom. None when the data
+  allowed no nested backtest. Both always contain ``value``.
+
+Metrics where higher is better (``transform: one_minus``, e.g. accuracy, fitted as 1 - accuracy) are returned in
+their own units with the interval flipped accordingly. Nothing here refits or draws random numbers, so the numbers
+are equal to fit.json's own ``predictions`` for the same budget.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ditlaws.errors import UserError
+from ditlaws.laws import forms, parabola
+
+SCHEMA_VERSION = 2
+FAR_FACTOR = 100.0  # warn beyond this multiple of the largest fitted budget
+
+
+def load_fit(source: str | Path | dict) -> FitResult:
+    """A FitResult from a fit.json path or an already parsed document. Bad input raises UserError."""
+    if isinstance(source, dict):
+        return FitResult(source)
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"{path}: no such fit.json (run fit_laws.py --out <dir> first)")
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; a fit.json is written by fit_laws.py") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: a fit.json must be a JSON object")
+    return FitResult(doc, source=str(path))
+
+
+class FitResult:
+    """One study's fit read from fit.json (the headline study; ``for_study`` gives the others)."""
+
+    def __init__(self, doc: dict, source: str = "<dict>", root: dict | None = None):
+        version = doc.get("schema_version", (root or {}).get("schema_version"))
+        if version != SCHEMA_VERSION:
+            raise UserError(f"{source}: fit.json schema_version {version!r}; this ditlaws reads {SCHEMA_VERSION} "
+                            f"(refit with fit_laws.py)")
+        self.doc, self.source, self.root = doc, source, root or doc
+
+    # ------------------------------------------------------------------ what was fitted
+    @property
+    def study(self) -> str:
+        return self.doc["study"]
+
+    @property
+    def studies(self) -> list[str]:
+        return [self.root["study"]] + [s["study"] for s in self.root.get("studies") or []]
+
+    def for_study(self, name: str) -> FitResult:
+        for doc in [self.root, *(self.root.get("studies") or [])]:
+            if doc["study"] == name:
+                return FitResult(doc, self.source, self.root)
+        raise UserError(f"study {name!r} not in {self.source}; studies: {', '.join(self.studies)}")
+
+    @property
+    def largest_budget(self) -> float | None:
+        """The largest compute of the runs the laws were fitted on."""
+        return self.doc.get("C_max")
+
+    @property
+    def headline(self) -> dict[str, list[str]]:
+        return self.doc.get("headline") or {}
+
+    def laws(self, approach: str = "approach2") -> dict[str, dict]:
+        block = self.doc.get(approach) or {}
+        return block.get("laws") or {} if block.get("status") == "fitted" else {}
+
+    # ------------------------------------------------------------------ predictions
+    def predict(self, C: float) -> dict:
+        """Every fitted quantity at compute C (FLOPs): see the module docstring for the fields."""
+        C = float(C)
+        if not (np.isfinite(C) and C > 0):
+            raise UserError(f"budget must be a finite number of FLOPs > 0, got {C!r}")
+        out = {"C": C, "largest_fitted_C": self.largest_budget, "warnings": [], "headline": self.headline}
+        c_max = self.largest_budget
+        out["ratio_to_largest"] = C / c_max if c_max else None
+        if c_max and C > FAR_FACTOR * c_max:
+            out["warnings"].append(f"C = {C:.3g} is {C / c_max:.0f}x the largest fitted budget {c_max:.3g}: "
+                                   f"beyond {FAR_FACTOR:.0f}x the laws are untested; treat the intervals as a guide")
+        for approach in ("approach2", "approach3"):
+            out[approach] = {name: pick(self.quantity(approach, name, [C]), 0) for name in self.laws(approach)}
+        self._mark(out)
+        pairing = self.doc.get("loss_to_fid")
+        if pairing and pairing.get("status") == "fitted":
+            out["fid_from_loss"] = self._fid_from_loss(pairing, C)
+        return out
+
+    def quantity(self, approach: str, name: str, C) -> dict:
+        """One law at an array of budgets: the same fields as ``predict`` but each an array over C."""
+        law = self.laws(approach).get(name)
+        if law is None:
+            raise UserError(f"no law {name!r} in {approach} of study {self.study!r}; "
+                            f"fitted: {', '.join(self.laws(approach)) or 'none'}")
+        return law_summary(law, C, self.doc.get("approach3"))
+
+    def law_curve(self, name: str, C, approach: str = "approach2") -> dict:
+        """What the Space plots for a law: its value, median and bands over a grid of C, and the fitted points."""
+        q = self.quantity(approach, name, C)
+        law = self.laws(approach)[name]
+        q["C"] = np.atleast_1d(np.asarray(C, dtype=float))
+        q["points"] = law.get("fitted_on") or {"C": [], "value": []}
+        q["label"] = law.get("label", name)
+        return q
+
+
+    def _mark(self, out: dict) -> None:
+        """Headline flags, and a note wherever a pure-law loss lies below a fitted floor."""
+        head = self.headline.get("L_opt")
+        for approach in ("approach2", "approach3"):
+            if "L_opt" in out[approach]:
+                out[approach]["L_opt"]["headline"] = head == [approach, "L_opt"]
+        if "L_opt_floor" in out["approach2"]:
+            out["approach2"]["L_opt_floor"]["headline"] = head == ["approach2", "L_opt_floor"]
+        pure = out["approach2"].get("L_opt")
+        if pure is None:
+            return
+        floors = []
+        if "L_opt_floor" in self.laws():
+            floors.append(("the floor law's E", self.laws()["L_opt_floor"]["params"]["E"]))
+        a3 = self.doc.get("approach3") or {}
+        if a3.get("status") == "fitted":
+            floors.append(("Approach 3's E", a3["params"]["E"]))
+        for what, E in floors:
+            if E is not None and pure["value"] < E:
+                note = (f"the pure power law's loss {pure['value']:.4g} lies below {what} = {E:.4g}, which no "
+                        f"model can reach; prefer the headline law")
+                pure["notes"].append(note)
+                out["warnings"].append(f"L_opt (pure power law): {note}")
+
+    def _fid_from_loss(self, pairing: dict, C: float) -> dict:
+        """FID from the headline loss prediction through the fitted pairing FID = k·L^p (the paper's Fig. 3)."""
+        approach, name = self.headline.get("L_opt") or ["approach2", "L_opt"]
+        law = self.laws(approach).get(name)
+        if law is None:
+            return {}
+        point_l, draws_l = law_values(law, np.array([C]), self.doc.get("approach3"))
+        loss_q = pick(law_summary(law, [C], self.doc.get("approach3")), 0)
+        p = np.array([pairing["params"][k] for k in forms.POWER_PARAMS])
+        pd = forms.decode_draws(pairing["draws"])
+        n = min(len(pd), len(draws_l))
+        fid = lambda loss, params: np.exp(params[..., 0] + params[..., 1] * np.log(loss))
+        value = float(fid(point_l[0], p))
+        draws = fid(draws_l[:n, 0], pd[:n])
+        out = {"value": value, **_percentiles(draws), "notes": ["FID = k·L^p through the headline loss law"]}
+        out["ci90"] = sorted(float(fid(v, p)) for v in loss_q["ci90"]) if loss_q["ci90"] else None
+        if out["ci90"]:
+            out["ci90"] = [min(out["ci90"][0], value), max(out["ci90"][1], value)]
+        return out
+
+    # ------------------------------------------------------------------ what the Space plots
+    def isoflop_curves(self, n: int = 100) -> list[dict]:
+        """Per budget group: its runs (N, loss), its parabola over the sampled sizes, and its optimum."""
+        out = []
+        for b in (self.doc.get("approach2") or {}).get("budgets") or []:
+            runs = b.get("runs") or {}
+            entry = {"budget": b["budget"], "C": b["C"], "used": b["used"], "flags": b["flags"],
+                     "N": runs.get("N", []), "loss": runs.get("loss", []), "run_id": runs.get("run_id", []),
+                     "optimum": {"N": b["N_opt"], "D": b["D_opt"], "L": b["L_opt"]} if b["used"] else None,
+                     "curve": None}
+            par = b.get("parabola")
+            if par and runs.get("N"):
+                x = np.log(np.asarray(runs["N"], dtype=float))
+                grid = np.linspace(x.min(), x.max(), n)
+                entry["curve"] = {"N": np.exp(grid).tolist(),
+                                  "loss": parabola.evaluate(par["coef_u"], grid, par["centre_lnN"],
+                                                            par["scale_lnN"]).tolist()}
+            out.append(entry)
+        return out
+
+    def backtest_points(self) -> list[dict]:
+        """Held-out budgets predicted from the smaller ones: predicted vs actual with both 90 % intervals."""
+        rows = []
+        for bt in self.doc.get("backtest") or []:
+            for name, q in bt["quantities"].items():
+                rows.append({"holdout": bt["holdout"], "budget": bt["budget"], "C": bt["C"], "approach": bt["approach"],
+                             "quantity": name, **q})
+        return rows
+
+    def runs_vs_approach3(self) -> list[dict]:
+        """Every run's measured loss against Approach 3's L(N, D), with its budget group."""
+        a3 = self.doc.get("approach3") or {}
+        runs = a3.get("runs")
+        if a3.get("status") != "fitted" or not runs:
+            return []
+        keys = ("run_id", "budget", "C", "N", "D", "loss", "predicted")
+        return [dict(zip(keys, row)) for row in zip(*(runs[k] for k in keys))]
+
+    def exponents(self) -> list[dict]:
+        """Per study: each law's exponent with its 90 % interval (Approach 2; Approach 3's N and D exponents)."""
+        rows = []
+        for name in self.studies:
+            sub = self.for_study(name)
+            row = {"study": name, "approach2": {}, "approach3": {}}
+            for law_name, law in sub.laws("approach2").items():
+                if law["form"] == "power":
+                    s = law["summary"]["exponent"]
+                    row["approach2"][law_name] = {"exponent": law["params"]["exponent"], "median": s["median"],
+                                                  "ci90": s["ci90"], "ci95": s["ci95"]}
+            a3 = sub.doc.get("approach3") or {}
+            if a3.get("status") == "fitted":
+                for q in ("N_opt", "D_opt"):
+                    s = a3["summary"][f"exponent_{q}"]
+                    row["approach3"][q] = {"exponent": a3["exponents"][q], "median": s["median"], "ci90": s["ci90"],
+                                           "ci95": s["ci95"]}
+            rows.append(row)
+        return rows
+
+
+# ---------------------------------------------------------------------- shared arithmetic
+
+
+def law_values(law: dict, C, approach3: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(point [nC], draws [R, nC]) of a law dict in its fitted space (e.g. 1 - accuracy). Approach 3's laws take
+    their parameters from the ``approach3`` block (theta and its draws)."""
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    if law["form"] == "parametric":
+        theta = np.asarray(approach3["theta"], dtype=float)
+        draws = forms.decode_draws(approach3["draws"])
+        return (forms.parametric_optimum(theta, C)[law["quantity"]],
+                forms.parametric_optimum(draws, C)[law["quantity"]])
+    names = forms.POWER_PARAMS if law["form"] == "power" else forms.FLOOR_PARAMS
+    point = np.array([law["params"][k] for k in names])
+    return forms.evaluate(law["form"], point, C), forms.evaluate(law["form"], forms.decode_draws(law["draws"]), C)
+
+
+def law_summary(law: dict, C, approach3: dict | None = None) -> dict:
+    """Every field of a prediction (arrays over C) for one law dict: the one computation behind all of them."""
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    point, draws = law_values(law, C, approach3)
+    return _summary(point, draws, law, C)
+
+
+def _percentiles(draws: np.ndarray) -> dict:
+    """Median and 90 % / 95 % percentile intervals over the finite draws (axis 0)."""
+    d = np.asarray(draws, dtype=float)
+    if d.ndim == 1:
+        return pick(_percentiles(d[:, None]), 0)
+    ok = np.isfinite(d)
+    q = np.full((5, d.shape[1]), np.nan)
+    cols = ok.any(axis=0)
+    if cols.any():
+        q[:, cols] = np.nanpercentile(np.where(ok, d, np.nan)[:, cols], [50, 5, 95, 2.5, 97.5], axis=0)
+    return {"median": q[0], "ci90_noise": np.stack([q[1], q[2]], -1), "ci95_noise": np.stack([q[3], q[4]], -1),
+            "n_draws": ok.sum(axis=0)}
+
+
+def _widen(point, lo, hi, spread) -> tuple[np.ndarray, np.ndarray]:
+    """Each side of a positive interval widened in log space by ``spread`` (added in quadrature)."""
+    lp = np.log(point)
+    d_lo = np.maximum(lp - np.log(lo), 0.0)
+    d_hi = np.maximum(np.log(hi) - lp, 0.0)
+    return np.exp(lp - np.hypot(d_lo, spread)), np.exp(lp + np.hypot(d_hi, spread))
+
+
+def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> dict:
+    """Point, percentiles and extrapolation-widened intervals (arrays over C), in the quantity's own units."""
+    with np.errstate(all="ignore"):
+        out = _percentiles(draws)
+    out["value"] = np.asarray(point, dtype=float)
+    em = law.get("error_model") or {"status": "none"}
+    c_max = law.get("C_max") or float(np.max(C))
+    h = np.maximum(np.log(C / c_max), 0.0)
+    out["h"] = h
+    notes = []
+    for level in ("90", "95"):
+        lo, hi = out[f"ci{level}_noise"][..., 0], out[f"ci{level}_noise"][..., 1]
+        if em.get("status") == "ok":
+            spread = em[f"q{level}"] * em["s"] * h
+            with np.errstate(all="ignore"):
+                lo_w, hi_w = _widen(out["value"], np.where(np.isfinite(lo), lo, out["value"]),
+                                    np.where(np.isfinite(hi), hi, out["value"]), spread)
+            out[f"ci{level}"] = np.stack([lo_w, hi_w], -1)
+        else:
+            out[f"ci{level}"] = None
+    if em.get("status") != "ok":
+        notes.append(f"no extrapolation-error model ({em.get('note', 'too few budgets for a nested backtest')}); "
+                     f"the intervals carry run noise only")
+    out["extrapolation_s"] = em.get("s")
+    out["notes"] = notes
+    if law.get("transform") == "one_minus":
+        out = _one_minus(out)
+    return out
+
+
+def _one_minus(q: dict) -> dict:
+    """A quantity fitted as 1 - metric, back in the metric's units (intervals flipped)."""
+    out = dict(q)
+    out["value"], out["median"] = 1 - q["value"], 1 - q["median"]
+    for key in ("ci90_noise", "ci95_noise", "ci90", "ci95"):
+        if q[key] is not None:
+            out[key] = 1 - q[key][..., ::-1]
+    return out
+
+
+def pick(q: dict, i: int) -> dict:
+    """Element i of an array-valued quantity, as plain Python values (JSON-ready)."""
+    out = {}
+    for k, v in q.items():
+        if isinstance(v, np.ndarray):
+            v = v[i] if v.ndim >= 1 and v.shape[0] > i else v
+            v = [_plain(x) for x in v] if isinstance(v, np.ndarray) and v.ndim == 1 else _plain(v)
+        out[k] = v
+    return out
+
+
+def _plain(x):
+    if isinstance(x, (np.integer, int)) and not isinstance(x, bool):
+        return int(x)
+    x = float(x)
+    return x if np.isfinite(x) else None
