@@ -65,7 +65,7 @@ def law_panel(ax, fit: FitResult, name: str, approach: str = "approach2", color:
     ax.set_xlabel("compute C (FLOPs)")
     ax.set_ylabel(law.get("label", name))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=6.5, loc="upper left" if law["quantity"] in ("N_opt", "D_opt") else "upper right")
 
 
 def _formula(law: dict) -> str:
@@ -96,7 +96,7 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
     axes[0].set_ylabel("loss")
     axes[0].set_title(f"isoFLOP curves — {fit.study}")
     if len(curves) <= 20:
-        axes[0].legend(fontsize=7, title="budget (FLOPs)", title_fontsize=7)
+        axes[0].legend(fontsize=7, title="budget (FLOPs)", title_fontsize=7, loc="upper right")
     axes[0].grid(True, which="both", alpha=0.3)
     plain_log_ticks(axes[0])
     for ax, name in zip(axes[1:], ("N_opt", "D_opt")):
@@ -104,7 +104,7 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
             law_panel(ax, fit, name)
         elif name in fit.laws("approach3"):
             law_panel(ax, fit, name, "approach3", color="C2", points=False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -131,7 +131,7 @@ def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
         law_panel(ax, fit, name, color="C3")
         if fit.laws()[name]["transform"] == "one_minus":
             ax.set_yscale("linear")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -163,7 +163,7 @@ def backtest_figure(fit: FitResult, path: Path) -> Path | None:
         if name == "L_opt":
             plain_log_ticks(ax, "x")
             plain_log_ticks(ax, "y")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -180,9 +180,9 @@ def ood_figure(ood: dict, path: Path) -> Path:
     fig.colorbar(sc, label="log10 budget")
     ax.set_xlabel("in-domain validation loss")
     ax.set_ylabel("out-of-domain validation loss")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -200,7 +200,7 @@ def compare_figure(fit: FitResult, path: Path) -> Path | None:
             law_panel(ax, sub, name, color=f"C{i}", prefix=f"{sub.study}: ")
         if name == "L_opt":
             plain_log_ticks(ax)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -32,6 +32,7 @@ import numpy as np
 
 from ditlaws.errors import UserError
 from ditlaws.laws import forms, parabola
+from ditlaws.laws.extrapolation import phi, side_quantile
 
 SCHEMA_VERSION = 2
 FAR_FACTOR = 100.0  # warn beyond this multiple of the largest fitted budget
@@ -272,12 +273,20 @@ def _percentiles(draws: np.ndarray) -> dict:
             "n_draws": ok.sum(axis=0)}
 
 
-def _widen(point, lo, hi, spread) -> tuple[np.ndarray, np.ndarray]:
-    """Each side of a positive interval widened in log space by ``spread`` (added in quadrature)."""
+Z_SIDE = {"90": 1.6448536269514722, "95": 1.959963984540054}  # standard normal quantiles of one side
+
+
+def _widen(point, lo, hi, basis, em: dict, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """The predictive interval: each side's noise sigma (from the noise-only interval) combined with the misfit
+    s·basis, integrated over the error model's posterior of s (``extrapolation.side_quantile``)."""
     lp = np.log(point)
-    d_lo = np.maximum(lp - np.log(lo), 0.0)
-    d_hi = np.maximum(np.log(hi) - lp, 0.0)
-    return np.exp(lp - np.hypot(d_lo, spread)), np.exp(lp + np.hypot(d_hi, spread))
+    z = Z_SIDE[level]
+    p = 0.5 + float(level) / 200
+    sig_lo = np.maximum(lp - np.log(lo), 0.0) / z
+    sig_hi = np.maximum(np.log(hi) - lp, 0.0) / z
+    d_lo = side_quantile(sig_lo, basis, em["s_grid"], em["weights"], p)
+    d_hi = side_quantile(sig_hi, basis, em["s_grid"], em["weights"], p)
+    return np.exp(lp - d_lo), np.exp(lp + d_hi)
 
 
 def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> dict:
@@ -287,16 +296,15 @@ def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> 
     out["value"] = np.asarray(point, dtype=float)
     em = law.get("error_model") or {"status": "none"}
     c_max = law.get("C_max") or float(np.max(C))
-    h = np.maximum(np.log(C / c_max), 0.0)
-    out["h"] = h
+    out["h"] = np.maximum(np.log(C / c_max), 0.0)
+    basis = np.abs(phi(em["design_lnC"], np.log(C))) if em.get("status") == "ok" else None
     notes = []
     for level in ("90", "95"):
         lo, hi = out[f"ci{level}_noise"][..., 0], out[f"ci{level}_noise"][..., 1]
         if em.get("status") == "ok":
-            spread = em[f"q{level}"] * em["s"] * h
             with np.errstate(all="ignore"):
                 lo_w, hi_w = _widen(out["value"], np.where(np.isfinite(lo), lo, out["value"]),
-                                    np.where(np.isfinite(hi), hi, out["value"]), spread)
+                                    np.where(np.isfinite(hi), hi, out["value"]), basis, em, level)
             out[f"ci{level}"] = np.stack([lo_w, hi_w], -1)
         else:
             out[f"ci{level}"] = None
