@@ -78,7 +78,7 @@ def backtest_coverage(window):
     from ditlaws.laws.study import FitOptions
 
     out = defaultdict(list)
-    for config, rows in sorted(_by_config(_rows("porian2024_isoflop_points.csv")).items()):
+    for _, rows in sorted(_by_config(_rows("porian2024_isoflop_points.csv")).items()):
         doc = fit_document(_points_table(rows), FitOptions(n_boot=300, parametric=False, holdout=1, window=window))
         (bt,) = [b for b in doc["backtest"] if b["approach"] == "approach2"]
         for name, q in bt["quantities"].items():
@@ -98,9 +98,10 @@ def test_backtest_coverage_one_budget_ahead_on_all_15_configurations():
         stats = backtest_coverage(window)
         for name in ("N_opt", "L_opt", "L_opt_floor", "L_opt (headline)"):
             s = stats[name]
-            print(f"window {window}: {name}: covered {s['covered']:.2f} of {s['n']} (noise-only {s['covered_noise']:.2f}"
-                  f", measured {s['covered_measured']:.2f}), median width x{s['median_width']:.3f} "
-                  f"(±{100 * (np.sqrt(s['median_width']) - 1):.1f} %), median |error| {100 * s['median_abs_error']:.2f} %")
+            half = 100 * (np.sqrt(s["median_width"]) - 1)
+            print(f"window {window}: {name}: covered {s['covered']:.2f} of {s['n']} (noise-only "
+                  f"{s['covered_noise']:.2f}, measured {s['covered_measured']:.2f}), median width "
+                  f"x{s['median_width']:.3f} (±{half:.1f} %), median |error| {100 * s['median_abs_error']:.2f} %")
         head, n = stats["L_opt (headline)"], stats["N_opt"]
         assert head["n"] == 15 and head["covered"] >= 0.85
         assert n["covered_measured"] >= 0.85

@@ -13,10 +13,11 @@ model (learned from nested backtests inside the data, see ``ditlaws.laws.extrapo
 
 * ``value``: the law with the point parameters (what the report prints); ``median``: the median over draws;
 * ``ci90_noise`` / ``ci95_noise``: percentiles of the draws (run noise only);
-* ``ci90`` / ``ci95``: widened by the extrapolation error: in log space each side becomes
-  sqrt(side_noise² + (q·s·h)²), h = max(0, ln(C / C_max)), C_max the largest budget the law was fitted on, s the
-  error per unit of log-distance and q a Student-t quantile with the model's degrees of freedom. None when the data
-  allowed no nested backtest. Both always contain ``value``.
+* ``ci90`` / ``ci95``: with the extrapolation error: in log space each side is the quantile of
+  Normal(0, sigma² + s²·phi(ln C)²), sigma the side's noise (side / z), phi the curvature basis of the budgets the
+  law was fitted on, mixed over the error model's posterior of s (``extrapolation.side_quantile``). None when the
+  data allowed no nested backtest. Both always contain ``value``;
+* ``h``: ln(C / C_max) when C lies beyond the largest budget the law was fitted on (else 0).
 
 Metrics where higher is better (``transform: one_minus``, e.g. accuracy, fitted as 1 - accuracy) are returned in
 their own units with the interval flipped accordingly. Nothing here refits or draws random numbers, so the numbers
@@ -149,10 +150,19 @@ class FitResult:
         a3 = self.doc.get("approach3") or {}
         if a3.get("status") == "fitted":
             floors.append(("Approach 3's E", a3["params"]["E"]))
+        if head == ["approach2", "L_opt"]:
+            others = [(n, out[a]["L_opt" if a == "approach3" else "L_opt_floor"]["value"]) for a, n in
+                      (("approach2", "the floor law's"), ("approach3", "Approach 3's")) if
+                      ("L_opt_floor" if a == "approach2" else "L_opt") in out[a]]
+            advice = "; ".join(f"{n} L_opt = {v:.4g}" for n, v in others if v is not None)
+            advice = f"read it as unreachable: {advice} is the safer estimate" if advice else \
+                "read it as unreachable"
+        else:
+            advice = "prefer the headline law"
         for what, E in floors:
             if E is not None and pure["value"] < E:
                 note = (f"the pure power law's loss {pure['value']:.4g} lies below {what} = {E:.4g}, which no "
-                        f"model can reach; prefer the headline law")
+                        f"model can reach; {advice}")
                 pure["notes"].append(note)
                 out["warnings"].append(f"L_opt (pure power law): {note}")
 
