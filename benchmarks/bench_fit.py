@@ -62,9 +62,9 @@ def main() -> None:
         csv = write_csv(table, Path(tmp) / "runs.csv")
         for extra, what in ((["--no-figures"], "without figures"), ([], "with figures")):
             start = time.perf_counter()
-            subprocess.run([sys.executable, str(ROOT / "fit_laws.py"), "--runs", str(csv), "--out", str(Path(tmp) / "o"),
-                            "--bootstrap", str(args.bootstrap), "--predict", "1e21", *extra], check=True,
-                           capture_output=True)
+            subprocess.run([sys.executable, str(ROOT / "fit_laws.py"), "--runs", str(csv), "--out",
+                            str(Path(tmp) / "o"), "--bootstrap", str(args.bootstrap), "--predict", "1e21", *extra],
+                           check=True, capture_output=True)
             print(f"fit_laws.py end to end {what}: {time.perf_counter() - start:.2f} s")
 
 
