@@ -127,7 +127,9 @@ def test_real_source_bad_rows_are_counted_not_fatal(parquet_source, tmp_path):
     manifest = prepare.prepare(cfg, "train")
     assert manifest["source_rows"] == 10 and manifest["rows"] == 8  # rows 0, 1 are the held-out val rows
     assert manifest["skipped"] == {"bad_image": 1, "no_caption": 1}
-    assert sorted(manifest["skipped_ids"]) == ["row5", "row8"]
+    source = os.path.abspath(parquet_source)
+    assert manifest["skipped_rows"] == [{"id": "row5", "file": source, "row": 5, "reason": "bad_image"},
+                                        {"id": "row8", "file": source, "row": 8, "reason": "no_caption"}]
     assert json.loads((tmp_path / "cache" / "train" / "manifest.json").read_text())["skipped"] == manifest["skipped"]
     batches = cached_rows(cfg, "train", batch_size=8, batches=1)
     assert sorted(batches[0]["id"]) == sorted(f"row{i}" for i in (2, 3, 4, 6, 7, 9, 10, 11))
