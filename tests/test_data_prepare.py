@@ -200,7 +200,8 @@ def test_prepare_reads_the_source_once_not_once_per_shard(parquet_source, tmp_pa
     work = {}
     for shards in (1, 5):
         read["rows"] = 0
-        manifest = prepare.prepare(source_cfg(parquet_source, num_shards=shards), "train", out=str(tmp_path / f"{shards}"))
+        cfg = source_cfg(parquet_source, num_shards=shards)
+        manifest = prepare.prepare(cfg, "train", out=str(tmp_path / f"{shards}"))
         assert manifest["rows"] == 8
         work[shards] = read["rows"]
     # the head cut (2 val rows), the count and the encoding pass: each at most one pass over the 12 rows
