@@ -62,8 +62,11 @@ def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | No
     return record
 
 
-def run_job(run_dir: str | Path, log=print) -> dict:
-    """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store."""
+def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
+    """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store.
+
+    The run folder's lock is taken by training (or passed in by a caller that holds it, as the in-process runner
+    does); a folder another process is working in is a `LockBusy` error naming it."""
     from accelerate import PartialState
 
     from ditlaws.store import LocalStore
@@ -77,7 +80,7 @@ def run_job(run_dir: str | Path, log=print) -> dict:
     record = stored_record(store, spec["study"], cfg.train.run_id, spec["fingerprint"])
     if record is not None:
         return record
-    summary = train(cfg)
+    summary = train(cfg, lock=lock)
     if not PartialState().is_main_process:
         return summary
     summary.pop("replica_param_sha256", None)
@@ -87,7 +90,10 @@ def run_job(run_dir: str | Path, log=print) -> dict:
                         "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}, "output_dir": str(run_dir)}}
     if spec["keep_models"]:
         record["sweep"]["model_dir"] = str(store.put_model(cfg.train.run_id, run_dir / "model"))
-    store.put_run(record)
+    from ditlaws.locks import file_lock
+
+    with file_lock(store.run_path(spec["study"], cfg.train.run_id), label="sweep job", timeout=30):
+        store.put_run(record)
     return record
 
 
