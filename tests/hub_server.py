@@ -176,6 +176,11 @@ class HubServer:
         with self.lock:
             self._fail.append((k, status, path))
 
+    def heal(self) -> None:
+        """Drop the failures still queued by `fail_next`."""
+        with self.lock:
+            self._fail.clear()
+
     def hold(self, match) -> Hold:
         """Park the first request for which `match(method, path)` is true until `release()`."""
         hold = Hold(match)

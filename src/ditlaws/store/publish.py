@@ -84,7 +84,7 @@ class RunPublisher:
             with self._cond:
                 self._cond.wait_for(lambda: self._outstanding == 0, timeout)
                 done = self._outstanding == 0
-            if done and not self._closed:
+            if not self._closed:  # the worker ends after the jobs queued so far (which stop at the deadline)
                 self._closed = True
                 self._jobs.put(None)
             if not done:
