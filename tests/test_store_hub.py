@@ -46,6 +46,8 @@ def test_pushed_store_reads_back_equal_with_metrics_and_commit_sha(hub_server, t
     assert report.ok and set(report.landed) == {"s/records", "t/records"}
     snap = hub(hub_server).snapshot()
     assert records_of(snap, "s") == records_of(local, "s")
+    for name in ("r1", "r2"):  # byte for byte: a fit of the snapshot reads exactly what a fit of the store reads
+        assert snap.run_path("s", name).read_bytes() == local.run_path("s", name).read_bytes()
     assert snap.metrics_path("s", "r1").read_text() == '{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n'
     head = hub_server.repo("dataset", "org/s-results").head.oid
     assert snap.provenance()["revision"] == head == snap.revision() and snap.provenance()["kind"] == "hub"
@@ -190,3 +192,29 @@ def test_a_repo_with_only_pickle_weights_is_refused(hub_server, tmp_path):  # no
         LocalStore(tmp_path / "store").put_model("r1", folder)
     with pytest.raises(UserError, match="only pickle weights"):
         hub(hub_server).put_model("r1", folder)
+
+
+def test_push_store_lists_and_skips_malformed_records_and_finds_a_sweeps_store(hub_server, tmp_path, caplog):  # noqa: F811
+    from ditlaws.cli import main as ditlaws_main
+
+    local = local_store(tmp_path / "sweep", [record("r1")])  # a sweep's <out>/store
+    (local.root / "runs" / "s" / "broken.json").write_text("{not json")
+    (local.root / "runs" / "s" / "other.json").write_text(json.dumps(record("r9")))
+    (tmp_path / "sweep" / "runs" / "r1").mkdir(parents=True)  # the sweep's run folders
+    (tmp_path / "sweep" / "runs" / "r1" / "summary.json").write_text(json.dumps(record("r1")))
+    assert ditlaws_main(["push", str(tmp_path / "sweep"), "--hub.org", "org", "--hub.endpoint", hub_server.url]) == 0
+    assert [r["run_id"] for r in hub(hub_server).list_runs()] == ["r1"]
+    assert "broken.json: not valid JSON" in caplog.text and "other.json: its study/run_id do not match" in caplog.text
+
+
+def test_a_fit_goes_to_fit_in_the_results_repo(hub_server, tmp_path):  # noqa: F811
+    (tmp_path / "fit").mkdir()
+    (tmp_path / "fit" / "fit.json").write_text('{"schema_version": 2}')
+    (tmp_path / "fit" / "report.md").write_text("# report\n")
+    store = hub(hub_server)
+    store.put_run(record("r1"))
+    store.put_fit(tmp_path / "fit")
+    snap = store.snapshot()
+    assert (snap.root / "fit" / "fit.json").read_text() == '{"schema_version": 2}' and snap.studies() == ["s"]
+    with pytest.raises(UserError, match="no fit.json"):
+        store.put_fit(tmp_path)

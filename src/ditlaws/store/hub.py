@@ -205,6 +205,16 @@ class HubStore:
             self._commit_files(repo, "model", files, f"ditlaws: model of run {run_id}")
         return repo
 
+    def put_fit(self, fit_dir: str | Path) -> str:
+        """A fit_laws.py output folder (fit.json, report.md, figures) to fit/ in the results repo, where the Space
+        reads it; returns the commit sha."""
+        folder = Path(fit_dir)
+        if not (folder / "fit.json").is_file():
+            raise UserError(f"{folder}: not a fit_laws.py output folder (no fit.json)")
+        files = {f"fit/{p.name}": p for p in sorted(folder.iterdir())
+                 if p.is_file() and p.suffix in (".json", ".md", ".png", ".csv")}
+        return self._commit_files(self.results_repo, "dataset", files, "ditlaws: fit")
+
     def load_model(self, run_id: str, *, study: str | None = None, revision: str | None = None):
         """The model of a run from its model repo: safetensors only (a repo with only pickle weights is refused)."""
         from huggingface_hub import snapshot_download

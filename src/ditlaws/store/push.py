@@ -175,13 +175,15 @@ def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = Non
     its metrics (runs/<study>/<run_id>/metrics.jsonl, or the run folder's) in one results commit."""
     local = LocalStore(store_dir)
     studies = [study] if study else local.studies()
-    if not studies or not any(local.list_runs(s) for s in studies):
+    found = {name: valid_records(local, name) for name in studies}
+    if not any(found.values()):
         raise UserError(f"{store_dir}: no run records (runs/<study>/<run_id>.json)"
                         + (f" for study {study!r}" if study else ""))
     report = PushReport()
-    for name in studies:
+    for name, records in found.items():
+        if not records:
+            continue
         store = hub_store(hub, name, api=api, retry=retry)
-        records = local.list_runs(name)
         metrics: dict[tuple[str, str], Path] = {}
         for record in records:
             run_id = record["run_id"]
@@ -215,6 +217,31 @@ def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = Non
     return report
 
 
+def valid_records(local: LocalStore, study: str) -> list[dict]:
+    """The study's records that name their own file (study, run_id); the others are listed and left out."""
+    records = []
+    for item in local.iter_records(study):
+        rec = item.record
+        stem = Path(item.where).stem
+        if rec is None or rec.get("study") != study or rec.get("run_id") != stem:
+            why = item.error or f"its study/run_id do not match the file (runs/{study}/{stem}.json)"
+            log.warning("skipped %s: %s", item.where, why)
+            continue
+        records.append(rec)
+    return records
+
+
+def store_folder(path: Path) -> Path | None:
+    """The run store in `path`: the folder itself (runs/<study>/<run_id>.json) or a sweep's <out>/store (whose
+    <out>/runs/ holds run folders, not records)."""
+    if (path / "store" / "runs").is_dir():
+        return path / "store"
+    runs = path / "runs"
+    if runs.is_dir() and not (path / "summary.json").is_file() and not any(runs.glob("*/summary.json")):
+        return path
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # ditlaws push
 
@@ -224,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = ArgumentParser(prog="ditlaws push", description="Push a run folder or a local run store to the Hub: "
                             "whatever did not reach it (nothing is committed twice).")
-    parser.add_argument("path", help="a train_dit.py run folder, or a store folder (runs/<study>/<run_id>.json)")
+    parser.add_argument("path", help="a train_dit.py run folder, a store folder (runs/<study>/<run_id>.json) or a "
+                        "sweep's output folder (its store/)")
     parser.add_argument("--study", help="only this study (store), or the study to push the run under")
     add_arguments(parser, HubConfig, style="dotted", section="hub")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -233,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not path.is_dir():
             raise UserError(f"{path}: no such folder (give a run folder or a store folder)")
-        if (path / "runs").is_dir() and not (path / "summary.json").is_file():
+        store = store_folder(path)
+        if store is not None:
             hub = from_arguments(HubConfig, args, section="hub")
-            report = push_store(path, hub, study=args.study)
+            report = push_store(store, hub, study=args.study)
         else:
             run = RunFolder.load(path, args.study)
             base = {**run.hub_config(), **{k: v for k, v in (_read_json(path / LEDGER) or {}).items()
