@@ -52,13 +52,12 @@ def write_job(cfg: RunConfig, sweep: SweepConfig) -> Path:
 
 def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | None:
     """The run's record when it is in the store with this fingerprint; an error when it is there with another."""
-    path = store.run_path(study, run_id)
-    if not path.is_file():
+    if not store.has_run(study, run_id):
         return None
     record = store.get_run(study, run_id)
     if (record.get("sweep") or {}).get("config_sha256") != fingerprint:
-        raise UserError(f"{path}: this run is in the store with a different configuration; remove the record (and "
-                        f"its run folder) or use another study name")
+        raise UserError(f"{store.run_path(study, run_id)}: this run is in the store with a different configuration; "
+                        "remove the record (and its run folder) or use another study name")
     return record
 
 
@@ -94,6 +93,13 @@ def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
 
     with file_lock(store.run_path(spec["study"], cfg.train.run_id), label="sweep job", timeout=30):
         store.put_run(record)
+    if cfg.hub.org:  # the evaluated record replaces the training summary the run pushed; never fails the job
+        from ditlaws.store.push import push_run
+
+        report = push_run(run_dir, cfg.hub, record=record)
+        if not report.ok:
+            failed = "; ".join(f"{k}: {v}" for k, v in report.failed.items())
+            log(f"hub: {cfg.train.run_id} not fully pushed ({failed}); `ditlaws push {run_dir}` later")
     return record
 
 

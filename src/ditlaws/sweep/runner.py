@@ -64,6 +64,12 @@ def run_sweep(sweep: SweepConfig, log=print) -> list[dict]:
         from ditlaws.sweep.generation import evaluate_generation
 
         ordered = evaluate_generation(sweep, store, ordered, log=log)
+    if sweep.hub.org:  # whatever did not land yet (and the generation metrics) goes to the results repo
+        from ditlaws.store.push import push_store
+
+        report = push_store(store.root, sweep.hub, study=sweep.study)
+        log(f"hub: {len(report.landed)} item(s) pushed to {sweep.hub.org}/{sweep.study}-results"
+            + (f", {len(report.failed)} failed (run `ditlaws push {store.root}` later)" if report.failed else ""))
     log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s)")
     return ordered
 

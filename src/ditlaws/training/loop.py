@@ -90,6 +90,10 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None) -> dict:
     with run_dir.locked(output, lock) as held:
         state = run_dir.claim(cfg, output)
         if state.status == "finished":
+            if cfg.hub.org and held is not None:  # what did not reach the Hub yet goes now (idempotent)
+                from ditlaws.store.push import push_run
+
+                push_run(output, cfg.hub)
             return read_json(state.summary_path)
         return _train(cfg, plan, output, held)
 

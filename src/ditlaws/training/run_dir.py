@@ -21,7 +21,7 @@ import yaml
 from ditlaws.config import config_from_dict, identity, identity_diff
 from ditlaws.errors import UserError
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "eval.json")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "eval.json", "hub_push.json")
 RUN_FOLDERS = ("model", "checkpoints")
 
 
