@@ -9,7 +9,7 @@ import torch
 from ditlaws.errors import UserError
 from ditlaws.evaluation import FID_METRIC_PATH
 from ditlaws.evaluation.features import BuiltinFeatureNet, get_feature_extractor
-from ditlaws.evaluation.fid import FeatureStats, fid_from_features, frechet_distance
+from ditlaws.evaluation.frechet import FeatureStats, fid_from_features, frechet_distance
 
 
 def _gaussian(n, mean, cov, seed):
@@ -78,14 +78,14 @@ def test_feature_net_save_load_and_extractor(tmp_path):
     assert feats.shape == (5, 32) and feats.dtype == np.float64
     np.testing.assert_allclose(feats, net.eval().features(torch.nn.functional.interpolate(
         images, size=(16, 16), mode="bilinear", antialias=True)).detach().double().numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(UserError, match="train_features"):
+    with pytest.raises(UserError, match="python -m ditlaws.feature_net"):
         get_feature_extractor("builtin-cnn", str(tmp_path / "missing.safetensors"))
     with pytest.raises(UserError, match="valid: clip-vit-l-14, builtin-cnn"):
         get_feature_extractor("inception")
 
 
 def test_feature_training_learns_the_attributes():
-    from ditlaws.evaluation.train_features import attribute_loss, scene_batch, train_feature_net
+    from ditlaws.feature_net.train import attribute_loss, scene_batch, train_feature_net
 
     net, accuracy = train_feature_net(steps=30, batch_size=16, resolution=16, complexity=2, lr=3e-3, progress=False)
     pixels, targets = scene_batch(range(10**8, 10**8 + 256), 16, 2)

@@ -18,13 +18,15 @@ from pathlib import Path
 import torch
 
 from ditlaws.errors import UserError
-from ditlaws.evaluation import fid as fid_lib
-from ditlaws.evaluation.features import cache_root, default_builtin_weights, get_feature_extractor
+from ditlaws.evaluation import frechet
+from ditlaws.evaluation.features import get_feature_extractor
 from ditlaws.evaluation.likelihood import ode_nll
 from ditlaws.evaluation.samples import generate, save_grid
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
+from ditlaws.feature_net import default_weights
 from ditlaws.jsonio import write_json_atomic
+from ditlaws.paths import cache_root
 
 METRICS = ("loss", "vlb", "nll", "fid", "samples")
 
@@ -86,10 +88,10 @@ def _take(batches, n):
 def reference_stats(extractor, real_images: Callable[[], Iterable[torch.Tensor]], n: int, cache: Path | None):
     """Feature statistics of the first n real images, cached (npz) when ``cache`` is given."""
     if cache is not None and cache.is_file():
-        stats = fid_lib.FeatureStats.load(cache)
+        stats = frechet.FeatureStats.load(cache)
         if stats.n == n and stats.extractor == extractor.name:
             return stats, True
-    stats = fid_lib.FeatureStats(extractor=extractor.name)
+    stats = frechet.FeatureStats(extractor=extractor.name)
     for images in real_images():
         stats.update(extractor(images[: n - stats.n]))
         if stats.n >= n:
@@ -101,7 +103,7 @@ def reference_stats(extractor, real_images: Callable[[], Iterable[torch.Tensor]]
 
 def fid_metric(pipeline, batches, real_images, extractor, options: EvalOptions, cache: Path | None, split: str):
     ref, cached = reference_stats(extractor, real_images, options.fid_samples, cache)
-    gen = fid_lib.FeatureStats(extractor=extractor.name)
+    gen = frechet.FeatureStats(extractor=extractor.name)
     for out in generate(pipeline, batches, num_samples=options.fid_samples, num_inference_steps=options.sample_steps,
                         guidance_scale=options.guidance_scale, seed=options.seed):
         gen.update(extractor(out["images"]))
@@ -112,7 +114,7 @@ def fid_metric(pipeline, batches, real_images, extractor, options: EvalOptions, 
 
 def stats_cache_path(root: Path, data_fingerprint: dict, split: str, n: int, extractor: str, weights: str | None):
     if extractor == "builtin-cnn":
-        path = Path(weights) if weights else default_builtin_weights()
+        path = Path(weights) if weights else default_weights()
         weights = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else str(path)
     key = json.dumps({"data": data_fingerprint, "split": split, "n": n, "extractor": extractor, "weights": weights},
                      sort_keys=True)

@@ -1,16 +1,17 @@
-"""Train the ``builtin-cnn`` FID feature network on the built-in procedural set (once; CPU is enough).
+"""Train the built-in feature network on the built-in procedural set (once; CPU is enough, ~2 minutes).
 
-    python -m ditlaws.evaluation.train_features --out ~/.cache/ditlaws/features/builtin_cnn.safetensors
+    python -m ditlaws.feature_net --out ~/.cache/ditlaws/features/builtin_cnn.safetensors
 
 It learns to name each grid cell's shape, colour and size (or "empty"), from scenes of 1..3 objects drawn with a
 seed of their own (disjoint from the data seeds used for training and evaluating DiTs) and from both the in-domain
-and the out-of-domain palette/background, so its features separate everything the captions of either split mention.
+and the out-of-domain palette/background, so it reads everything the captions of either split mention.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,13 +20,26 @@ from tqdm.auto import tqdm
 
 from ditlaws.data import builtin
 from ditlaws.errors import UserError
-from ditlaws.evaluation.features import BuiltinFeatureNet, default_builtin_weights
+from ditlaws.feature_net.network import BuiltinFeatureNet, default_weights
+from ditlaws.options import ArgumentParser, add_arguments, from_arguments, option
 
 FEATURE_DATA_SEED = 9_000_001  # not a seed any DiT run uses by default
+HELD_OUT = range(10**8, 10**8 + 512)  # scene indices never used for training
+
+
+@dataclass
+class FeatureTrainConfig:
+    out: str | None = option(None, help="where to write the safetensors (default: the cache, see ditlaws.paths)")
+    steps: int = option(2000, help="optimizer steps", ge=1)
+    batch_size: int = option(64, help="scenes per step", ge=1)
+    resolution: int = option(32, help="image side the network reads", ge=8)
+    complexity: int = option(3, help="most objects per training scene", ge=1, le=builtin.MAX_OBJECTS)
+    lr: float = option(2e-3, help="peak learning rate (one-cycle schedule)", gt=0)
+    seed: int = option(0, help="initialisation seed", ge=0)
 
 
 def scene_batch(indices, resolution: int, complexity: int, seed: int = FEATURE_DATA_SEED):
-    """Images [B, 3, H, W] in [-1, 1] and per-cell targets (shape, colour, size), 0 = empty cell."""
+    """Images [B, 3, H, W] in [-1, 1] and per-cell targets [B, 3 (shape, colour, size), cells], 0 = empty cell."""
     images, targets = [], []
     for index in indices:
         split = "ood" if index % 4 == 3 else "train"  # a quarter out-of-domain scenes
@@ -40,6 +54,7 @@ def scene_batch(indices, resolution: int, complexity: int, seed: int = FEATURE_D
 
 
 def attribute_loss(net: BuiltinFeatureNet, pixels, targets):
+    """Summed cross-entropy of the three heads, and each head's per-cell accuracy."""
     logits = net(pixels)
     loss = sum(F.cross_entropy(lg.flatten(0, 1), targets[:, k].flatten()) for k, lg in enumerate(logits))
     accuracy = [(lg.argmax(-1) == targets[:, k]).float().mean().item() for k, lg in enumerate(logits)]
@@ -48,6 +63,7 @@ def attribute_loss(net: BuiltinFeatureNet, pixels, targets):
 
 def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int = 32, complexity: int = 3,
                       lr: float = 2e-3, seed: int = 0, progress: bool = True) -> tuple[BuiltinFeatureNet, dict]:
+    """The trained network and its held-out per-cell accuracy {shape, colour, size}."""
     torch.manual_seed(seed)
     net = BuiltinFeatureNet(resolution=resolution)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -62,31 +78,25 @@ def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int =
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     net.eval()
-    held_out = range(10**8, 10**8 + 512)  # indices never used for training
     with torch.no_grad():
-        _, accuracy = attribute_loss(net, *scene_batch(held_out, resolution, complexity))
+        _, accuracy = attribute_loss(net, *scene_batch(HELD_OUT, resolution, complexity))
     return net.requires_grad_(False), dict(zip(("shape", "colour", "size"), accuracy))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(default_builtin_weights()), help="where to write the safetensors")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--complexity", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser = ArgumentParser(prog="python -m ditlaws.feature_net", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, FeatureTrainConfig)
     try:
-        if args.steps <= 0 or args.batch_size <= 0 or args.resolution < 8:
-            raise UserError("--steps and --batch-size must be positive and --resolution >= 8")
-        net, accuracy = train_feature_net(args.steps, args.batch_size, args.resolution, args.complexity, seed=args.seed)
+        cfg = from_arguments(FeatureTrainConfig, parser.parse_args(argv), section="features")
+        out = cfg.out or str(default_weights())
+        net, accuracy = train_feature_net(cfg.steps, cfg.batch_size, cfg.resolution, cfg.complexity, lr=cfg.lr,
+                                          seed=cfg.seed)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    net.save(args.out)
-    print(f"wrote {args.out}; held-out per-cell accuracy: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+    net.save(out)
+    print(f"wrote {out}; held-out per-cell accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
     return 0
 
 
