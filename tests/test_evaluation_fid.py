@@ -100,7 +100,7 @@ def test_feature_training_learns_the_attributes():
 def test_clip_extractor_without_weights_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="clip-vit-l-14.*--fid-features builtin-cnn"):
-        get_feature_extractor("clip-vit-l-14", weights=str(tmp_path / "missing.bin"))
+        get_feature_extractor("clip-vit-l-14", weights=str(tmp_path / "missing.safetensors"))
 
 
 def test_evaluate_module_loads_offline_and_matches_the_library(monkeypatch):

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ditlaws.errors import UserError
 from ditlaws.feature_net import BuiltinFeatureNet, default_weights
 
 EXTRACTORS = ("clip-vit-l-14", "builtin-cnn")
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class FeatureExtractor:
@@ -41,27 +38,15 @@ class FeatureExtractor:
 
 
 def _clip_extractor(weights: str | None, device) -> FeatureExtractor:
-    import open_clip
+    from ditlaws.evaluation.clip import CLIP_MODEL, load_clip
 
-    pretrained = weights or "openai"
     try:
-        model = open_clip.create_model("ViT-L-14", pretrained=pretrained, device="cpu")
-    except Exception as err:  # download / cache / file errors all mean "no weights here"
-        raise UserError(
-            f"FID features clip-vit-l-14: cannot load the open_clip ViT-L-14 weights {pretrained!r} "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Run once with network access so "
-            "open_clip caches them, pass --fid-weights /path/to/open_clip_pytorch_model.bin, or use "
-            "--fid-features builtin-cnn for the built-in set") from None
-    model.eval().requires_grad_(False)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-
-    def embed(images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate((images + 1) / 2, size=(224, 224), mode="bicubic", antialias=True, align_corners=False)
-        x = (x.clamp(0, 1) - mean.to(x.device)) / std.to(x.device)
-        return model.encode_image(x)
-
-    return FeatureExtractor("clip-vit-l-14", model, embed, device=device, batch_size=32)
+        clip = load_clip(CLIP_MODEL, weights, device)
+    except UserError as err:
+        raise UserError(f"FID features clip-vit-l-14: {err}; or use --fid-features builtin-cnn for the built-in "
+                        "set") from None
+    embed = lambda images: clip.model.encode_image(clip.preprocess(images))  # noqa: E731
+    return FeatureExtractor("clip-vit-l-14", clip.model, embed, device=device, batch_size=32)
 
 
 def get_feature_extractor(name: str, weights: str | None = None, device=None) -> FeatureExtractor:
