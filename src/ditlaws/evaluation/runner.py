@@ -13,9 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +29,7 @@ from ditlaws.evaluation.likelihood import ode_nll
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
 from ditlaws.jsonio import write_json_atomic
+from ditlaws.paths import check_writable
 
 GENERATION = ("fid", "accuracy", "clip", "samples")
 
@@ -53,22 +52,6 @@ def strict_json(value):
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     return value
-
-
-def check_writable(path: Path, flag: str = "--out") -> None:
-    """Refuse an output path that is a folder, lies under a file, or cannot be written, before any work."""
-    if path.is_dir():
-        raise UserError(f"{flag} {path}: is a folder; give the path of the eval.json file to write")
-    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"{flag} {path}: {existing} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as err:
-        raise UserError(f"{flag} {path}: cannot write in {existing} ({err.strerror or type(err).__name__})") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"{flag} {path}: the file is not writable")
 
 
 def resolve_device(name: str | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from ditlaws.data import builtin
 from ditlaws.errors import UserError
 from ditlaws.feature_net.network import BuiltinFeatureNet, default_weights
 from ditlaws.options import ArgumentParser, add_arguments, from_arguments, option
+from ditlaws.paths import check_writable
 
 FEATURE_DATA_SEED = 9_000_001  # not a seed any DiT run uses by default
 HELD_OUT = range(10**8, 10**8 + 512)  # scene indices never used for training
@@ -90,6 +92,7 @@ def main(argv=None) -> int:
     try:
         cfg = from_arguments(FeatureTrainConfig, parser.parse_args(argv), section="features")
         out = cfg.out or str(default_weights())
+        check_writable(Path(out))
         net, accuracy = train_feature_net(cfg.steps, cfg.batch_size, cfg.resolution, cfg.complexity, lr=cfg.lr,
                                           seed=cfg.seed)
     except UserError as err:
