@@ -171,4 +171,5 @@ def test_cli_accuracy_shares_one_generation_with_fid_and_samples(run_dir, tmp_pa
     assert summary["accuracy_chance"]["accuracy_colour"] < summary["ood_accuracy_chance"]["accuracy_colour"]
     val = report["results"]["val"]
     assert val["accuracy"]["n_images"] == 6 and val["fid"]["n_generated"] == 8 and val["samples"]["n"] == 4
+    assert val["accuracy"]["real_images"]["n_images"] == 6  # the reader's ceiling on the split's real images
     assert {"val/generate", "val/fid", "val/accuracy", "val/samples"} <= set(report["timing_s"])

@@ -73,15 +73,32 @@ def test_feature_net_save_load_and_extractor(tmp_path):
     net = BuiltinFeatureNet(resolution=16, width=8, feature_dim=32)
     net.save(tmp_path / "f.safetensors")
     extractor = get_feature_extractor("builtin-cnn", str(tmp_path / "f.safetensors"))
-    images = torch.rand(5, 3, 24, 24) * 2 - 1  # resized to the net's 16 px
+    images = torch.rand(5, 3, 24, 24) * 2 - 1  # each cell resampled to the net's 12 px crop
     feats = extractor(images)
-    assert feats.shape == (5, 32) and feats.dtype == np.float64
-    np.testing.assert_allclose(feats, net.eval().features(torch.nn.functional.interpolate(
-        images, size=(16, 16), mode="bilinear", antialias=True)).detach().double().numpy(), rtol=1e-5, atol=1e-6)
+    assert feats.shape == (5, 9 * 32) and feats.dtype == np.float64  # the 9 cells' embeddings
+    np.testing.assert_allclose(feats, net.eval().features(images).detach().double().numpy(), rtol=1e-5, atol=1e-6)
+    # a cell's embedding depends on that cell's pixels only
+    changed = images.clone()
+    changed[:, :, 2:6, 2:6] = 1.0  # inside the top-left cell (cells are 8 px here)
+    cells, cells_changed = (net.cell_embeddings(x).detach() for x in (images, changed))
+    assert not torch.allclose(cells[:, 0], cells_changed[:, 0]) and torch.equal(cells[:, 1:], cells_changed[:, 1:])
     with pytest.raises(UserError, match="python -m ditlaws.feature_net"):
         get_feature_extractor("builtin-cnn", str(tmp_path / "missing.safetensors"))
     with pytest.raises(UserError, match="valid: clip-vit-l-14, builtin-cnn"):
         get_feature_extractor("inception")
+
+
+def test_feature_net_of_an_older_format_or_damaged_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    old = BuiltinFeatureNet(resolution=16, width=8, feature_dim=8)
+    save_file(old.state_dict(), str(tmp_path / "old.safetensors"), metadata={"config": "{}"})  # no format tag
+    with pytest.raises(UserError, match="older ditlaws .* retrain: python -m ditlaws.feature_net --out"):
+        BuiltinFeatureNet.load(tmp_path / "old.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(UserError, match="not a builtin-cnn feature network"):
+        BuiltinFeatureNet.load(tmp_path / "bad.safetensors")
 
 
 def test_feature_training_learns_the_attributes():

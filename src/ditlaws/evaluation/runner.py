@@ -70,15 +70,15 @@ def resolve_device(name: str | None) -> str:
     return name
 
 
-def reference_stats(extractor, real_images: Callable[[], Iterable[torch.Tensor]], n: int, cache: Path | None):
+def reference_stats(extractor, real_images: Callable[[], Iterable[dict]], n: int, cache: Path | None):
     """Feature statistics of the first n real images, cached (npz) when ``cache`` is given."""
     if cache is not None and cache.is_file():
         stats = FeatureStats.load(cache)
         if stats.n == n and stats.extractor == extractor.name:
             return stats, True
     stats = FeatureStats(extractor=extractor.name)
-    for images in real_images():
-        stats.update(extractor(images[: n - stats.n]))
+    for batch in real_images():
+        stats.update(extractor(batch["pixels"][: n - stats.n]))
         if stats.n >= n:
             break
     if cache is not None:
@@ -145,7 +145,7 @@ def evaluate_model(
     model,
     *,
     batches: Callable[[str], Iterable[dict]],
-    real_images: Callable[[str], Iterable[torch.Tensor]] | None,
+    real_images: Callable[[str], Iterable[dict]] | None,
     pipeline,
     options: EvalConfig,
     out_dir: Path,
@@ -154,7 +154,8 @@ def evaluate_model(
     readers: dict | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run the chosen metrics on each split. ``batches(split)`` makes a fresh iterable of encoded batches."""
+    """Run the chosen metrics on each split. ``batches(split)`` makes a fresh iterable of encoded batches,
+    ``real_images(split)`` one of raw batches {"pixels" in [-1, 1], "caption", ...}."""
     cfg = options
     readers = load_readers(cfg) if readers is None else readers
     results, timing, summary = {}, {}, {}
@@ -187,6 +188,11 @@ def evaluate_model(
             continue
         generated, seconds = run_generation(pipeline, batches(split), meters, num_inference_steps=cfg.sample_steps,
                                             guidance_scale=cfg.guidance_scale, seed=cfg.seed)
+        if "accuracy" in generated and real_images is not None:  # the reader's ceiling: real images of the split
+            started = time.perf_counter()
+            generated["accuracy"]["real_images"] = real_accuracy(readers["accuracy"], real_images(split),
+                                                                 cfg.accuracy_samples)
+            seconds["accuracy"] += time.perf_counter() - started
         for metric, r in generated.items():
             results[split][metric] = r
             timing[f"{split}/{metric}"] = round(seconds[metric], 3)
@@ -196,6 +202,18 @@ def evaluate_model(
         log(f"{split}/generate: {max(n for _, n in meters.values())} images for {', '.join(meters)} "
             f"({seconds['generate']:.1f} s)")
     return {"summary": summary, "results": results, "timing_s": timing, "options": dataclasses.asdict(cfg)}
+
+
+def real_accuracy(net, real_batches: Iterable[dict], n: int) -> dict:
+    """Accuracy of the split's real images against their own captions: what a perfect generator would score
+    with this reader (below 1 where the images are too small to read every shape)."""
+    meter = accuracy_lib.Accuracy(net)
+    for batch in real_batches:
+        take = min(n - meter.images, len(batch["caption"]))
+        if take <= 0:
+            break
+        meter.update(batch["pixels"][:take], batch["caption"][:take])
+    return {k: v for k, v in meter.result().items() if k != "chance"}
 
 
 def _summary_of(metric: str, r: dict) -> dict:
@@ -216,8 +234,10 @@ def _headline(metric: str, r: dict) -> str:
     if metric == "fid":
         return f"FID {r['fid']:.3f} [{r['feature_extractor']}]"
     if metric == "accuracy":
+        real = r.get("real_images") or {}
         return "  ".join(f"{k.removeprefix('accuracy_') if k != 'accuracy' else 'overall'} {r[k]:.3f} "
-                         f"(chance {r['chance'][k]:.3f})" for k in accuracy_lib.KEYS)
+                         f"(chance {r['chance'][k]:.3f}" + (f", real {real[k]:.3f})" if real else ")")
+                         for k in accuracy_lib.KEYS)
     if metric == "clip":
         return f"CLIP score {r['clip_score']:.2f} [{r['clip_model']}]"
     return r["grid"]
@@ -272,7 +292,7 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
     def real_images(split: str):
         dataset = build_dataset(data_cfg, split)
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_samples)
-        return (batch["pixels"] for batch in loader)
+        return iter(loader)
 
     fingerprint = {k: v for k, v in dataclasses.asdict(data_cfg).items() if k not in ("num_workers", "cache_dir")}
     stats_root = Path(stats_dir) if stats_dir else cache_root() / "fid_stats"

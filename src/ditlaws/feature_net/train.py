@@ -1,10 +1,11 @@
-"""Train the built-in feature network on the built-in procedural set (once; CPU is enough, ~2 minutes).
+"""Train the built-in feature network on the built-in procedural set (once; CPU is enough, ~5 minutes).
 
     python -m ditlaws.feature_net --out ~/.cache/ditlaws/features/builtin_cnn.safetensors
 
-It learns to name each grid cell's shape, colour and size (or "empty"), from scenes of 1..3 objects drawn with a
-seed of their own (disjoint from the data seeds used for training and evaluating DiTs) and from both the in-domain
-and the out-of-domain palette/background, so it reads everything the captions of either split mention.
+It learns to name each grid cell's shape, colour and size (or "empty") from scenes of 1..3 objects drawn with a
+seed of their own (disjoint from the data seeds used for training and evaluating DiTs), at the given resolution
+and at half of it, with both the in-domain and the out-of-domain palette/background, so it reads everything the
+captions of either split mention.
 """
 
 from __future__ import annotations
@@ -36,23 +37,30 @@ class FeatureTrainConfig:
     batch_size: int = option(64, help="scenes per step", ge=1)
     resolution: int = option(32, help="image side the network reads", ge=8)
     complexity: int = option(3, help="most objects per training scene", ge=1, le=builtin.MAX_OBJECTS)
-    lr: float = option(2e-3, help="peak learning rate (one-cycle schedule)", gt=0)
+    lr: float = option(3e-3, help="peak learning rate (one-cycle schedule)", gt=0)
     seed: int = option(0, help="initialisation seed", ge=0)
 
 
 def scene_batch(indices, resolution: int, complexity: int, seed: int = FEATURE_DATA_SEED):
-    """Images [B, 3, H, W] in [-1, 1] and per-cell targets [B, 3 (shape, colour, size), cells], 0 = empty cell."""
+    """Images [B, 3, H, W] in [-1, 1] and per-cell targets [B, 3 (shape, colour, size), cells], 0 = empty cell.
+
+    Every other group of four scenes is drawn at half the resolution (at least 16 px, the smallest data resolution)
+    and resampled up, so the network reads small images, where shapes are a few pixels wide, as well as large ones."""
+    low = max(16, resolution // 2)
     images, targets = [], []
     for index in indices:
         split = "ood" if index % 4 == 3 else "train"  # a quarter out-of-domain scenes
         scene = builtin.sample_scene(seed, split, int(index), complexity)
-        images.append(builtin.render_scene(scene, resolution))
+        side = low if (index // 4) % 2 else resolution
+        pixels = torch.from_numpy(builtin.render_scene(scene, side)).permute(2, 0, 1).float()[None] / 127.5 - 1
+        if side != resolution:
+            pixels = F.interpolate(pixels, size=(resolution, resolution), mode="bilinear", align_corners=False)
+        images.append(pixels[0])
         cells = np.zeros((3, len(builtin.CELLS)), dtype=np.int64)
         for obj in scene["objects"]:
             cells[:, obj["cell"]] = (obj["shape"] + 1, obj["colour"] + 1, obj["size"] + 1)
         targets.append(cells)
-    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return pixels, torch.from_numpy(np.stack(targets))
+    return torch.stack(images), torch.from_numpy(np.stack(targets))
 
 
 def attribute_loss(net: BuiltinFeatureNet, pixels, targets):
@@ -64,7 +72,7 @@ def attribute_loss(net: BuiltinFeatureNet, pixels, targets):
 
 
 def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int = 32, complexity: int = 3,
-                      lr: float = 2e-3, seed: int = 0, progress: bool = True) -> tuple[BuiltinFeatureNet, dict]:
+                      lr: float = 3e-3, seed: int = 0, progress: bool = True) -> tuple[BuiltinFeatureNet, dict]:
     """The trained network and its held-out per-cell accuracy {shape, colour, size}."""
     torch.manual_seed(seed)
     net = BuiltinFeatureNet(resolution=resolution)
