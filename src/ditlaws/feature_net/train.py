@@ -52,7 +52,7 @@ def scene_batch(indices, resolution: int, complexity: int, seed: int = FEATURE_D
         split = "ood" if index % 4 == 3 else "train"  # a quarter out-of-domain scenes
         scene = builtin.sample_scene(seed, split, int(index), complexity)
         side = low if (index // 4) % 2 else resolution
-        pixels = torch.from_numpy(builtin.render_scene(scene, side)).permute(2, 0, 1).float()[None] / 127.5 - 1
+        pixels = torch.tensor(builtin.render_scene(scene, side)).permute(2, 0, 1).float()[None] / 127.5 - 1
         if side != resolution:
             pixels = F.interpolate(pixels, size=(resolution, resolution), mode="bilinear", align_corners=False)
         images.append(pixels[0])
