@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from eval_helpers import eval_args, evaluate_dit, parquet_data, train_tiny_run
+from reliability_report import record_case
 
 from ditlaws.errors import UserError
 from ditlaws.evaluation import loading, runner
@@ -30,10 +31,17 @@ def no_work(monkeypatch):
         monkeypatch.setattr(runner, name, refuse, raising=False)
 
 
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
+@pytest.fixture
+def refused(capsys, request, tmp_path):
+    """Run evaluate_dit.py; it must exit 2 with one line. The case goes into docs/reliability.md."""
+    def run(argv: list[str], shown: str) -> str:
+        assert evaluate_dit.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        record_case("evaluate_dit.py", request.node.name.removeprefix("test_").replace("_", " "), shown, 2,
+                    err.replace(str(tmp_path), "<tmp>"))
+        return err
+    return run
 
 
 def copy_model(run_dir, tmp_path) -> Path:
@@ -51,22 +59,22 @@ def data_only(run_dir, *extra):
 # -- issue 12 item 7: output path that is a folder, under a file, or not writable ---------------------------------
 
 @pytest.mark.parametrize("case", ["folder", "under_a_file", "not_writable"])
-def test_out_path_that_is_a_file_or_not_writable_is_refused_before_computing(run_dir, tmp_path, capsys, no_work,
+def test_out_path_that_is_a_file_or_not_writable_is_refused_before_computing(run_dir, tmp_path, refused, no_work,
                                                                              case):
     (tmp_path / "a_file").write_text("x")
     out = {"folder": tmp_path, "under_a_file": tmp_path / "a_file" / "eval.json",
            "not_writable": Path("/proc/ditlaws-eval/eval.json")}[case]  # /proc: no new files, even for root
-    assert evaluate_dit.main(eval_args(run_dir, "--out", str(out))) == 2
-    err = one_line_error(capsys)
+    shown = {"folder": "--out <a folder>", "under_a_file": "--out <a file>/eval.json", "not_writable": f"--out {out}"}
+    err = refused(eval_args(run_dir, "--out", str(out)), shown[case])
     assert err.startswith(f"error: --out {out}: ")
     assert {"folder": "is a folder", "under_a_file": "is a file, not a folder",
             "not_writable": "cannot write in /proc"}[case] in err
 
 
-def test_store_that_is_a_file_is_refused(run_dir, tmp_path, capsys, no_work):
+def test_store_that_is_a_file_is_refused(run_dir, tmp_path, refused, no_work):
     (tmp_path / "store").write_text("x")
-    assert evaluate_dit.main(eval_args(run_dir, "--store", str(tmp_path / "store"))) == 2
-    assert "is a file, not a run store folder" in one_line_error(capsys)
+    assert "is a file, not a run store folder" in refused(eval_args(run_dir, "--store", str(tmp_path / "store")),
+                                                          "--store <a file>")
 
 
 # -- issue 12 item 7: a corrupt model folder names the file ---------------------------------------------------------
@@ -101,11 +109,10 @@ def _latin1_config(folder):
     (_config_key("width", 64), "config.json", "is torch.Size([16]) in the weights, torch.Size([32]) by the config"),
     (_latin1_config, "config.json", "not UTF-8 text"),
 ], ids=["truncated_weights", "truncated_config", "deeper_config", "shallower_config", "wider_config", "latin1"])
-def test_corrupt_model_folder_is_one_line_naming_the_file(run_dir, tmp_path, capsys, no_work, damage, file, message):
+def test_corrupt_model_folder_is_one_line_naming_the_file(run_dir, tmp_path, refused, no_work, damage, file, message):
     folder = copy_model(run_dir, tmp_path)
     damage(folder)
-    assert evaluate_dit.main(eval_args(folder, *data_only(run_dir))) == 2
-    err = one_line_error(capsys)
+    err = refused(eval_args(folder, *data_only(run_dir)), f"--checkpoint <model folder: {damage.__name__}>")
     assert f"error: {folder / file}" in err and message in err
 
 
@@ -115,20 +122,19 @@ def test_corrupt_model_folder_is_one_line_naming_the_file(run_dir, tmp_path, cap
     ("bogus", "eval.device: 'bogus' is not a device; valid: cpu, cuda"),
     ("cuda:7", "eval.device cuda:7: no such CUDA device here"),
 ])
-def test_device_bogus_is_one_line(run_dir, capsys, no_work, device, message):
+def test_device_bogus_is_one_line(run_dir, refused, no_work, device, message):
     if device.startswith("cuda") and torch.cuda.device_count() > 7:
         pytest.skip("this machine has a cuda:7")
-    assert evaluate_dit.main([*eval_args(run_dir), "--device", device]) == 2
-    assert message in one_line_error(capsys)
+    assert message in refused([*eval_args(run_dir), "--device", device], f"--device {device}")
 
 
 # -- issue 12 item 8: non-finite options, strict JSON, --max-samples 0 --------------------------------------------
 
 @pytest.mark.parametrize("flag", ["--guidance-scale", "--t-loc"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
-def test_guidance_scale_nan_is_refused(run_dir, capsys, no_work, flag, value):
-    assert evaluate_dit.main(eval_args(run_dir, f"{flag}={value}")) == 2
-    assert f"eval.{flag[2:].replace('-', '_')} must be a finite number" in one_line_error(capsys)
+def test_guidance_scale_nan_is_refused(run_dir, refused, no_work, flag, value):
+    err = refused(eval_args(run_dir, f"{flag}={value}"), f"{flag}={value}")
+    assert f"eval.{flag[2:].replace('-', '_')} must be a finite number" in err
 
 
 def test_eval_json_is_strict_json_when_a_number_is_undefined(run_dir, tmp_path, capsys):
@@ -145,19 +151,17 @@ def test_eval_json_is_strict_json_when_a_number_is_undefined(run_dir, tmp_path, 
     json.loads(printed[printed.index("{") : printed.index("wrote ")], parse_constant=refuse)
 
 
-def test_max_samples_zero_blames_the_flag(run_dir, capsys, no_work):
-    assert evaluate_dit.main(eval_args(run_dir, "--max-samples", "0")) == 2
-    err = one_line_error(capsys)
+def test_max_samples_zero_blames_the_flag(run_dir, refused, no_work):
+    err = refused(eval_args(run_dir, "--max-samples", "0"), "--max-samples 0")
     assert "eval.max_samples must be >= 1, got 0" in err and "data" not in err
 
 
 # -- issue 12 items 7 and 9: non-UTF-8 data YAML, FID's built-in features on other data ----------------------------
 
-def test_non_utf8_data_yaml_is_one_line(run_dir, tmp_path, capsys, no_work):
+def test_non_utf8_data_yaml_is_one_line(run_dir, tmp_path, refused, no_work):
     path = tmp_path / "data.yaml"
     path.write_bytes("# données\ndata:\n  resolution: 16\n".encode("latin-1"))
-    assert evaluate_dit.main(eval_args(run_dir, "--data", str(path))) == 2
-    assert f"{path}: not UTF-8 text" in one_line_error(capsys)
+    assert f"{path}: not UTF-8 text" in refused(eval_args(run_dir, "--data", str(path)), "--data <latin-1 YAML>")
 
 
 def test_fid_with_builtin_features_on_real_data_warns(run_dir, tmp_path, capsys):
@@ -177,14 +181,13 @@ def test_fid_with_builtin_features_on_real_data_warns(run_dir, tmp_path, capsys)
 
 # -- issue 9 item 5: safetensors only ----------------------------------------------------------------------------
 
-def test_pickle_only_model_folder_is_refused(run_dir, tmp_path, capsys, no_work):
+def test_pickle_only_model_folder_is_refused(run_dir, tmp_path, refused, no_work):
     from safetensors.torch import load_file
 
     folder = copy_model(run_dir, tmp_path)
     torch.save(load_file(str(folder / WEIGHTS)), folder / "diffusion_pytorch_model.bin")
     (folder / WEIGHTS).unlink()
-    assert evaluate_dit.main(eval_args(folder, *data_only(run_dir))) == 2
-    err = one_line_error(capsys)
+    err = refused(eval_args(folder, *data_only(run_dir)), "--checkpoint <folder with only a .bin>")
     assert f"{folder}: only pickle weights (diffusion_pytorch_model.bin); ditlaws loads safetensors only" in err
 
 
