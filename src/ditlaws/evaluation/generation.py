@@ -48,16 +48,16 @@ class GridMeter:
 
 
 def run_generation(pipeline, batches: Iterable[dict], meters: dict[str, tuple[object, int]], *,
-                   num_inference_steps: int, guidance_scale: float, seed: int) -> tuple[dict, dict]:
-    """Generate once for all ``meters`` ({name: (meter, n images)}); returns ({name: result}, {name: seconds}).
-
-    The timing of each metric excludes the shared generation, which is reported as ``generate``."""
+                   num_inference_steps: int, guidance_scale: float, seed: int) -> tuple[dict, dict, int]:
+    """Generate once for all ``meters`` ({name: (meter, n images)}); returns ({name: result}, {name: seconds},
+    images generated). The timing of each metric excludes the shared generation, reported as ``generate``."""
     total = max(n for _, n in meters.values())
     seen = dict.fromkeys(meters, 0)
     seconds = dict.fromkeys(meters, 0.0)
-    started = time.perf_counter()
+    started, generated = time.perf_counter(), 0
     for chunk in generate(pipeline, batches, num_samples=total, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale, seed=seed):
+        generated += len(chunk["caption"])
         for name, (meter, n) in meters.items():
             take = min(n - seen[name], len(chunk["caption"]))
             if take > 0:
@@ -72,4 +72,4 @@ def run_generation(pipeline, batches: Iterable[dict], meters: dict[str, tuple[ob
                          "guidance_scale": guidance_scale, "seed": seed}
         seconds[name] += time.perf_counter() - tick
     seconds["generate"] = time.perf_counter() - started - sum(seconds.values())
-    return results, seconds
+    return results, seconds, generated

@@ -186,8 +186,9 @@ def evaluate_model(
         meters = _generation_meters(cfg, readers, split, real_images, stats_cache, out_dir)
         if not meters:
             continue
-        generated, seconds = run_generation(pipeline, batches(split), meters, num_inference_steps=cfg.sample_steps,
-                                            guidance_scale=cfg.guidance_scale, seed=cfg.seed)
+        generated, seconds, n_images = run_generation(pipeline, batches(split), meters,
+                                                      num_inference_steps=cfg.sample_steps,
+                                                      guidance_scale=cfg.guidance_scale, seed=cfg.seed)
         if "accuracy" in generated and real_images is not None:  # the reader's ceiling: real images of the split
             started = time.perf_counter()
             generated["accuracy"]["real_images"] = real_accuracy(readers["accuracy"], real_images(split),
@@ -199,7 +200,7 @@ def evaluate_model(
             summary.update({f"{prefix}{k}": v for k, v in _summary_of(metric, r).items()})
             log(f"{split}/{metric}: {_headline(metric, r)} ({seconds[metric]:.1f} s + shared generation)")
         timing[f"{split}/generate"] = round(seconds["generate"], 3)
-        log(f"{split}/generate: {max(n for _, n in meters.values())} images for {', '.join(meters)} "
+        log(f"{split}/generate: {n_images} images for {', '.join(meters)} "
             f"({seconds['generate']:.1f} s)")
     return {"summary": summary, "results": results, "timing_s": timing, "options": dataclasses.asdict(cfg)}
 
