@@ -13,7 +13,7 @@ started=$(date +%s)
 features=${DITLAWS_CACHE:-$HOME/.cache/ditlaws}/features/builtin_cnn.safetensors
 if [ ! -f "$features" ]; then
   echo "== FID features: training the built-in feature network once (~2 min) -> $features"
-  "$py" -m ditlaws.evaluation.train_features --out "$features"
+  "$py" -m ditlaws.feature_net --out "$features"
 fi
 
 echo "== sweep: configs/sweeps/demo.yaml -> $out/sweep (runs already in the store are skipped)"

@@ -1,39 +1,18 @@
 """evaluate_dit.py end to end on a tiny trained run: eval.json, sample grid, cached FID statistics, bad input."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-import torch
-
-from ditlaws.config import load_config
-from ditlaws.evaluation.features import BuiltinFeatureNet
-from ditlaws.training import train
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import evaluate_dit  # noqa: E402
-
-TINY = ["--model.depth", "2", "--model.width", "32", "--model.heads", "2", "--model.patch_size", "4",
-        "--data.resolution", "16", "--data.text_dim", "16", "--data.text_len", "8", "--data.val_size", "8",
-        "--train.global_batch", "8", "--train.steps", "3", "--train.mixed_precision", "no"]
+from eval_helpers import eval_args, evaluate_dit, train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    train(load_config(None, [*TINY, "--train.output_dir", str(out)]))
-    torch.manual_seed(0)
-    BuiltinFeatureNet(resolution=16, width=8, feature_dim=16).save(out / "features.safetensors")
-    return out
+    return train_tiny_run(tmp_path_factory.mktemp("run"))
 
 
-def _args(run_dir, *extra):
-    return ["--checkpoint", str(run_dir), "--batch-size", "4", "--loss-timesteps", "4", "--vlb-timesteps", "4",
-            "--nll-samples", "2", "--nll-steps", "5", "--fid-samples", "8", "--sample-steps", "2",
-            "--grid-samples", "4", "--fid-weights", str(run_dir / "features.safetensors"),
-            "--fid-stats-dir", str(run_dir / "stats"), "--device", "cpu", *extra]
+_args = eval_args
 
 
 def test_evaluate_run_writes_eval_json(run_dir, capsys):
@@ -49,7 +28,8 @@ def test_evaluate_run_writes_eval_json(run_dir, capsys):
     assert "bits_per_dim_8bit" in val["nll"] and "bits_per_dim_8bit" in val["vlb"]
     assert Path(val["samples"]["grid"]).is_file() and (run_dir / "samples_ood.png").is_file()
     assert set(report["timing_s"]) == {f"{s}/{m}" for s in ("val", "ood") for m in ("loss", "vlb", "nll", "fid",
-                                                                                     "samples")}
+                                                                                     "samples", "generate")}
+    assert report["warnings"] == [] and report["options"]["guidance_scale"] == 10.0
     assert "wrote" in capsys.readouterr().out
     # a second run reuses the cached reference statistics and reproduces every number
     out = run_dir / "again.json"
@@ -60,10 +40,12 @@ def test_evaluate_run_writes_eval_json(run_dir, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--metrics", "loss,accuracy"], "--metrics: unknown metric 'accuracy'"),
+    (["--metrics", "loss,bogus"], "eval.metrics[1]: 'bogus' is not valid; choose one of loss, vlb, nll, fid"),
     (["--data", "no-such-config"], "--data no-such-config: not a file and not a config name"),
-    (["--fid-samples", "1"], "--fid-samples must be at least 2"),
+    (["--fid-samples", "1"], "eval.fid_samples must be >= 2, got 1"),
     (["--data.resolutoin", "8"], "data.resolutoin: unknown key"),
+    (["--nll-method", "rk4"], "eval.nll_method: 'rk4' is not valid; choose one of euler, rk45"),
+    (["--batch-size", "two"], "eval.batch_size: expected an integer, got 'two'"),
 ])
 def test_bad_input_exits_2_with_one_line(run_dir, capsys, extra, message):
     assert evaluate_dit.main(_args(run_dir, *extra)) == 2
@@ -74,6 +56,8 @@ def test_bad_input_exits_2_with_one_line(run_dir, capsys, extra, message):
 def test_missing_checkpoint_exits_2(tmp_path, capsys):
     assert evaluate_dit.main(["--checkpoint", str(tmp_path / "nothing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+    assert evaluate_dit.main(["--metrics", "loss"]) == 2
+    assert "eval.checkpoint is required" in capsys.readouterr().err
 
 
 def test_store_receives_the_eval_summary_and_fit_laws_reads_it(run_dir, tmp_path):

@@ -9,7 +9,7 @@ import torch
 from ditlaws.errors import UserError
 from ditlaws.evaluation import FID_METRIC_PATH
 from ditlaws.evaluation.features import BuiltinFeatureNet, get_feature_extractor
-from ditlaws.evaluation.fid import FeatureStats, fid_from_features, frechet_distance
+from ditlaws.evaluation.frechet import FeatureStats, fid_from_features, frechet_distance
 
 
 def _gaussian(n, mean, cov, seed):
@@ -73,19 +73,36 @@ def test_feature_net_save_load_and_extractor(tmp_path):
     net = BuiltinFeatureNet(resolution=16, width=8, feature_dim=32)
     net.save(tmp_path / "f.safetensors")
     extractor = get_feature_extractor("builtin-cnn", str(tmp_path / "f.safetensors"))
-    images = torch.rand(5, 3, 24, 24) * 2 - 1  # resized to the net's 16 px
+    images = torch.rand(5, 3, 24, 24) * 2 - 1  # each cell resampled to the net's 12 px crop
     feats = extractor(images)
-    assert feats.shape == (5, 32) and feats.dtype == np.float64
-    np.testing.assert_allclose(feats, net.eval().features(torch.nn.functional.interpolate(
-        images, size=(16, 16), mode="bilinear", antialias=True)).detach().double().numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(UserError, match="train_features"):
+    assert feats.shape == (5, 9 * 32) and feats.dtype == np.float64  # the 9 cells' embeddings
+    np.testing.assert_allclose(feats, net.eval().features(images).detach().double().numpy(), rtol=1e-5, atol=1e-6)
+    # a cell's embedding depends on that cell's pixels only
+    changed = images.clone()
+    changed[:, :, 2:6, 2:6] = 1.0  # inside the top-left cell (cells are 8 px here)
+    cells, cells_changed = (net.cell_embeddings(x).detach() for x in (images, changed))
+    assert not torch.allclose(cells[:, 0], cells_changed[:, 0]) and torch.equal(cells[:, 1:], cells_changed[:, 1:])
+    with pytest.raises(UserError, match="python -m ditlaws.feature_net"):
         get_feature_extractor("builtin-cnn", str(tmp_path / "missing.safetensors"))
     with pytest.raises(UserError, match="valid: clip-vit-l-14, builtin-cnn"):
         get_feature_extractor("inception")
 
 
+def test_feature_net_of_an_older_format_or_damaged_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    old = BuiltinFeatureNet(resolution=16, width=8, feature_dim=8)
+    save_file(old.state_dict(), str(tmp_path / "old.safetensors"), metadata={"config": "{}"})  # no format tag
+    with pytest.raises(UserError, match="older ditlaws .* retrain: python -m ditlaws.feature_net --out"):
+        BuiltinFeatureNet.load(tmp_path / "old.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(UserError, match="not a builtin-cnn feature network"):
+        BuiltinFeatureNet.load(tmp_path / "bad.safetensors")
+
+
 def test_feature_training_learns_the_attributes():
-    from ditlaws.evaluation.train_features import attribute_loss, scene_batch, train_feature_net
+    from ditlaws.feature_net.train import attribute_loss, scene_batch, train_feature_net
 
     net, accuracy = train_feature_net(steps=30, batch_size=16, resolution=16, complexity=2, lr=3e-3, progress=False)
     pixels, targets = scene_batch(range(10**8, 10**8 + 256), 16, 2)
@@ -100,7 +117,7 @@ def test_feature_training_learns_the_attributes():
 def test_clip_extractor_without_weights_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="clip-vit-l-14.*--fid-features builtin-cnn"):
-        get_feature_extractor("clip-vit-l-14", weights=str(tmp_path / "missing.bin"))
+        get_feature_extractor("clip-vit-l-14", weights=str(tmp_path / "missing.safetensors"))
 
 
 def test_evaluate_module_loads_offline_and_matches_the_library(monkeypatch):

@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
+from gaussian_flows import GaussianMixtureFlow
 from scipy.integrate import quad
 
 from ditlaws.evaluation.likelihood import ode_nll
-from ditlaws.evaluation.reference import GaussianMixtureFlow
 from ditlaws.evaluation.vlb import prior_nats, reconstruction_nats, vlb
 
 GAUSS = dict(means=[0.5, -1.0, 0.2], stds=[0.8, 1.5, 0.3])
@@ -31,15 +31,20 @@ def test_closed_form_field_transports_the_marginals():
     torch.testing.assert_close((flow.log_prob(x_next, t + h) - flow.log_prob(x, t)) / h, -div, rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("params", [GAUSS, MIXTURE], ids=["gaussian", "mixture"])
+# Largest relative NLL error over the 8 samples (measured: Euler 500 steps 0.22 % / 0.40 %, dopri5 1.3e-5 / 4.7e-5)
+TOLERANCE = {("gaussian", "euler"): 3e-3, ("mixture", "euler"): 6e-3, ("gaussian", "rk45"): 1e-4,
+             ("mixture", "rk45"): 2e-4}
+
+
+@pytest.mark.parametrize("name", ["gaussian", "mixture"])
 @pytest.mark.parametrize("method", ["euler", "rk45"])
-def test_ode_nll_matches_exact_log_density(params, method):
-    flow = GaussianMixtureFlow(**params)
+def test_ode_nll_matches_exact_log_density(name, method):
+    flow = GaussianMixtureFlow(**{"gaussian": GAUSS, "mixture": MIXTURE}[name])
     x0, batches = _data(flow, 8)
     exact = -flow.log_prob(x0) / 3
     result = ode_nll(flow, batches, method=method, steps=500, divergence="exact")
     got = torch.tensor(result["per_sample_nats_per_dim"], dtype=torch.float64)
-    assert (got / exact - 1).abs().max() < 0.01
+    assert (got / exact - 1).abs().max() < TOLERANCE[name, method]
     assert result["bits_per_dim"] == pytest.approx(result["nats_per_dim"] / math.log(2))
     if method == "euler":
         assert result["function_evaluations"] == 500 * len(batches)

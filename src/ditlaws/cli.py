@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "prepare": ("ditlaws.data.prepare", "main", "encode a dataset once into parquet shards (latents + text)"),
     "sweep": ("ditlaws.sweep", "main", "plan and run an isoFLOP sweep"),
     "push": ("ditlaws.store.push", "main", "push a run folder or a run store to the Hub (what did not land)"),
+    "features": ("ditlaws.feature_net.train", "main", "train the built-in feature network once (FID, accuracy)"),
 }
 
 

@@ -271,15 +271,17 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation (evaluate_dit.py, and the sweep's `eval:` section)
 
-EVAL_METRICS = ("loss", "vlb", "nll", "fid", "samples")
+EVAL_METRICS = ("loss", "vlb", "nll", "fid", "accuracy", "clip", "samples")
 EVAL_SPLITS = ("val", "ood")
 
 
 @dataclass
 class EvalConfig:
-    """What evaluate_dit.py measures on a checkpoint, and how."""
+    """What evaluate_dit.py measures on a checkpoint, and how. The generation metrics (fid, accuracy, clip,
+    samples) share one generation pass per split: max of their sample counts, each taking the first images."""
 
-    metrics: tuple[str, ...] = option(EVAL_METRICS, help="metrics to compute", choices=EVAL_METRICS, cli="comma")
+    metrics: tuple[str, ...] = option(("loss", "vlb", "nll", "fid", "samples"), help="metrics to compute",
+                                      choices=EVAL_METRICS, cli="comma")
     splits: tuple[str, ...] = option(("val",), help="splits (ood: the shifted built-in set)", choices=EVAL_SPLITS,
                                      cli="comma")
     seed: int = option(0, help="seed of every evaluation draw", ge=0)
@@ -291,19 +293,38 @@ class EvalConfig:
     vlb_proposal: Literal["logsnr_uniform", "logit_normal", "uniform"] = option(
         "logsnr_uniform", help="t proposal of the VLB estimate")
     nll_samples: int = option(64, help="samples for the exact likelihood", ge=1)
-    nll_method: Literal["euler", "rk45"] = option("euler", help="ODE solver for the likelihood")
+    nll_method: Literal["euler", "rk45"] = option(
+        "euler", help="likelihood ODE solver (torchdiffeq): fixed-step euler, or rk45 = adaptive dopri5")
     nll_steps: int = option(500, help="Euler steps for the likelihood (paper: 500)", ge=1)
     nll_divergence: Literal["hutchinson", "exact"] = option("hutchinson", help="divergence estimator")
     nll_probes: int = option(1, help="Hutchinson probes per sample", ge=1)
     fid_samples: int = option(256, help="generated and reference images for FID", ge=2)
     fid_features: Literal["builtin-cnn", "clip-vit-l-14"] = option("builtin-cnn", help="FID feature extractor")
     fid_weights: str | None = option(None, help="weights file of the FID feature extractor")
+    accuracy_samples: int = option(256, help="generated images scored for compositional accuracy (built-in set)",
+                                   ge=2)
+    accuracy_weights: str | None = option(
+        None, help="built-in feature network that reads the cells (default: --fid-weights when the FID features "
+                   "are builtin-cnn, else the cached network)")
+    clip_samples: int = option(256, help="generated images scored for CLIP score (real data)", ge=1)
+    clip_model: str = option("ViT-L-14", help="open_clip model name, or local-dir:<open_clip folder>")
+    clip_weights: str | None = option(None, help='open_clip pretrained tag or .safetensors file (default "openai")')
     sample_steps: int = option(25, help="Euler steps when sampling", ge=1)
     guidance_scale: float = option(10.0, help="classifier-free guidance scale (1: conditional only)", ge=0)
     grid_samples: int = option(32, help="images in each sample grid", ge=1)
     t_loc: float = option(0.0, help="logit-normal location of the loss timesteps")
     t_scale: float = option(1.0, help="logit-normal scale of the loss timesteps", gt=0)
     device: str | None = option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+    def check(self) -> None:
+        if self.device is not None:
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                raise UserError(f"eval.device: {self.device!r} is not a device; valid: cpu, cuda, cuda:<index>, "
+                                "mps") from None
 
 
 @dataclass

@@ -239,6 +239,8 @@ def from_arguments(cls: type, namespace: argparse.Namespace, *, section: str, ba
         for dest in (_dest(f.name, section), f.name):  # dotted flags carry their section, kebab flags do not
             if hasattr(namespace, dest):
                 given[f.name] = getattr(namespace, dest)
+                if spec(f)["cli"] == "comma" and isinstance(given[f.name], str):  # "loss" is a list of one
+                    given[f.name] = [v.strip() for v in given[f.name].split(",") if v.strip()]
                 break
     values = dict(base or {})
     for name, value in given.items():

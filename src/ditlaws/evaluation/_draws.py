@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ditlaws.errors import UserError
-from ditlaws.flow import interpolate
+from ditlaws.flow import interpolate, velocity_target
 
 BATCH_KEYS = ("latent", "text_states", "text_mask", "pooled")
 
@@ -126,7 +126,7 @@ def squared_errors(model, chunks: Iterable[dict], device=None) -> dict:
         x_t = interpolate(x0, noise, t)
         cond = {k: None if chunk[k] is None else chunk[k].to(device) for k in ("text_states", "text_mask", "pooled")}
         v_hat = model(x_t, t, cond["text_states"], text_mask=cond["text_mask"], pooled=cond["pooled"])
-        err = (v_hat.double() - (noise - x0).double()).pow(2).flatten(1).sum(1)
+        err = (v_hat.double() - velocity_target(x0, noise).double()).pow(2).flatten(1).sum(1)
         dim = x0[0].numel()
         samples.append(chunk["sample"])
         ts.append(chunk["t"].double())

@@ -3,8 +3,8 @@
 - ``clip-vit-l-14``: open_clip ViT-L-14 with OpenAI weights, image embeddings (768-d). For real image sets; CLIP
   features rank generators more faithfully than Inception's ImageNet logits (Kynkäänniemi et al. 2023).
 - ``builtin-cnn``: a small CNN that the project trains once on the built-in procedural set to classify each grid
-  cell's shape, colour and size (``python -m ditlaws.evaluation.train_features``); the feature is its penultimate
-  layer (256-d). Offline, fast, and sensitive to exactly what the built-in captions describe.
+  cell's shape, colour and size (``ditlaws.feature_net``; `python -m ditlaws.feature_net`); the feature is its
+  penultimate layer (256-d). Offline, fast, and sensitive to exactly what the built-in captions describe.
 
 Every extractor maps images float [B, 3, H, W] in [-1, 1] to float64 numpy features [B, dim], and has a ``name``
 that is written into cached statistics and reports.
@@ -12,80 +12,14 @@ that is written into cached statistics and reports.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ditlaws.errors import UserError
+from ditlaws.feature_net import BuiltinFeatureNet, default_weights
 
 EXTRACTORS = ("clip-vit-l-14", "builtin-cnn")
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def cache_root() -> Path:
-    """Where ditlaws keeps derived files (feature weights, FID reference statistics): $DITLAWS_CACHE or ~/.cache."""
-    return Path(os.environ.get("DITLAWS_CACHE", Path.home() / ".cache" / "ditlaws"))
-
-
-def default_builtin_weights() -> Path:
-    return cache_root() / "features" / "builtin_cnn.safetensors"
-
-
-class BuiltinFeatureNet(nn.Module):
-    """Conv net over a 3x3 grid of cells: per-cell logits for shape (+empty), colour (+empty), size (+empty)."""
-
-    def __init__(self, resolution: int = 32, width: int = 32, feature_dim: int = 256,
-                 n_shapes: int = 4, n_colours: int = 11, n_sizes: int = 3, n_cells: int = 9):
-        super().__init__()
-        self.config = dict(resolution=resolution, width=width, feature_dim=feature_dim, n_shapes=n_shapes,
-                           n_colours=n_colours, n_sizes=n_sizes, n_cells=n_cells)
-        w = width
-        self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.GELU(),
-            nn.AdaptiveAvgPool2d(3),
-        )
-        self.hidden = nn.Linear(2 * w * 9, feature_dim)
-        self.heads = nn.Linear(feature_dim, n_cells * (n_shapes + n_colours + n_sizes + 3))
-        self.splits = (n_shapes + 1, n_colours + 1, n_sizes + 1)
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.config["resolution"]
-        if images.shape[-1] != size or images.shape[-2] != size:
-            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return F.gelu(self.hidden(self.body(images).flatten(1)))
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Logits (shape, colour, size), each [B, cells, classes] (class 0 = empty cell)."""
-        logits = self.heads(self.features(images)).view(images.shape[0], self.config["n_cells"], -1)
-        return tuple(logits.split(self.splits, dim=-1))
-
-    def save(self, path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), str(path), metadata={"config": json.dumps(self.config)})
-
-    @classmethod
-    def load(cls, path) -> BuiltinFeatureNet:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(
-                f"builtin-cnn feature weights not found at {path}; train them once with "
-                f"`python -m ditlaws.evaluation.train_features --out {path}` (or pass another --fid-weights)")
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as handle:
-            config = json.loads((handle.metadata() or {}).get("config", "{}"))
-        net = cls(**config)
-        net.load_state_dict(load_file(str(path)))
-        return net.eval().requires_grad_(False)
 
 
 class FeatureExtractor:
@@ -104,27 +38,15 @@ class FeatureExtractor:
 
 
 def _clip_extractor(weights: str | None, device) -> FeatureExtractor:
-    import open_clip
+    from ditlaws.evaluation.clip import CLIP_MODEL, load_clip
 
-    pretrained = weights or "openai"
     try:
-        model = open_clip.create_model("ViT-L-14", pretrained=pretrained, device="cpu")
-    except Exception as err:  # download / cache / file errors all mean "no weights here"
-        raise UserError(
-            f"FID features clip-vit-l-14: cannot load the open_clip ViT-L-14 weights {pretrained!r} "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Run once with network access so "
-            "open_clip caches them, pass --fid-weights /path/to/open_clip_pytorch_model.bin, or use "
-            "--fid-features builtin-cnn for the built-in set") from None
-    model.eval().requires_grad_(False)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-
-    def embed(images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate((images + 1) / 2, size=(224, 224), mode="bicubic", antialias=True, align_corners=False)
-        x = (x.clamp(0, 1) - mean.to(x.device)) / std.to(x.device)
-        return model.encode_image(x)
-
-    return FeatureExtractor("clip-vit-l-14", model, embed, device=device, batch_size=32)
+        clip = load_clip(CLIP_MODEL, weights, device)
+    except UserError as err:
+        raise UserError(f"FID features clip-vit-l-14: {err}; or use --fid-features builtin-cnn for the built-in "
+                        "set") from None
+    embed = lambda images: clip.model.encode_image(clip.preprocess(images))  # noqa: E731
+    return FeatureExtractor("clip-vit-l-14", clip.model, embed, device=device, batch_size=32)
 
 
 def get_feature_extractor(name: str, weights: str | None = None, device=None) -> FeatureExtractor:
@@ -132,6 +54,6 @@ def get_feature_extractor(name: str, weights: str | None = None, device=None) ->
     if name == "clip-vit-l-14":
         return _clip_extractor(weights, device)
     if name == "builtin-cnn":
-        net = BuiltinFeatureNet.load(weights or default_builtin_weights())
+        net = BuiltinFeatureNet.load(weights or default_weights())
         return FeatureExtractor("builtin-cnn", net, net.features, device=device)
     raise UserError(f"FID feature extractor {name!r} is not known; valid: {', '.join(EXTRACTORS)}")

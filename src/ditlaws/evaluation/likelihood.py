@@ -5,15 +5,18 @@ d log p_t(x_t) / dt = -div v(x_t, t), so integrating from data to noise
 
     log p0(x0) = log p1(x1) + integral_0^1 div v(x_t, t) dt,     p1 = N(0, I),
 
-and NLL = -log p0(x0). Integration: Euler with ``steps`` steps (paper default 500; v evaluated at the left end of
-each step) or adaptive RK45 (scipy ``solve_ivp`` on the augmented state [x, integral of div]).
+and NLL = -log p0(x0). The augmented state (x, integral of div v) is integrated with ``torchdiffeq.odeint`` on the
+model's device: ``euler`` with ``steps`` fixed steps (paper default 500; v evaluated at the left end of each step),
+or ``rk45``, torchdiffeq's adaptive ``dopri5`` (the Dormand-Prince 5(4) pair, as scipy's RK45) with ``rtol`` /
+``atol``. The state is float64 (the model sees it in its own dtype), as the increments of the divergence integral
+are small next to log p1.
 Divergence: ``exact`` (one backward pass per dimension; for small inputs) or ``hutchinson``:
 E_z[z^T (dv/dx) z] with Rademacher z, the probes drawn once per sample (seeded by its id) and held fixed along the
 trajectory; with several probes each one's integral is kept, which gives the estimator's own standard error.
 The model is conditioned on the sample's caption (the likelihood is log p(x0 | caption)), with no guidance.
 
-Units: nats/dim = NLL / D, bits/dim = nats/dim / log 2. For pixels in [-1, 1] from 8-bit images the density on the
-0..255 scale is smaller by 127.5 per dimension, the usual dequantised bits/dim is (nats/dim + log 127.5) / log 2.
+Units (``ditlaws.evaluation.statistics``): nats/dim = NLL / D, bits/dim = nats/dim / log 2, and for pixels from
+8-bit images the dequantised bits/dim on the 0..255 scale.
 """
 
 from __future__ import annotations
@@ -21,25 +24,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import numpy as np
 import torch
-from scipy.integrate import solve_ivp
+from torchdiffeq import odeint
 from tqdm.auto import tqdm
 
 from ditlaws.errors import UserError
 from ditlaws.evaluation._draws import eval_mode, model_device, sample_generator, sample_ids
-from ditlaws.evaluation.validation_loss import mean_and_sem
+from ditlaws.evaluation.statistics import bits, bits_per_dim_8bit, mean_and_sem
 
-METHODS = ("euler", "rk45")
+METHODS = {"euler": "euler", "rk45": "dopri5"}  # our name -> torchdiffeq's
 DIVERGENCES = ("exact", "hutchinson")
-LOG_127_5 = math.log(127.5)
 
 
 def rademacher(shape, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, 2, shape, generator=generator).float() * 2 - 1
 
 
-def velocity_and_divergence(velocity, x: torch.Tensor, t: float, probes: torch.Tensor | None):
+def velocity_and_divergence(velocity, x: torch.Tensor, t: torch.Tensor, probes: torch.Tensor | None):
     """v(x, t) [B, ...] and div v: [B, 1] exact, or [B, P] one Hutchinson estimate per probe (probes [P, B, ...])."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
@@ -62,41 +63,31 @@ def ode_log_likelihood(
     velocity, x0: torch.Tensor, *, method: str = "euler", steps: int = 500, rtol: float = 1e-5, atol: float = 1e-5,
     probes: torch.Tensor | None = None,
 ) -> dict:
-    """log p0(x0) [B, P] (P = 1 for the exact divergence) for ``velocity(x, t: float) -> v``; also x1 and nfe."""
+    """log p0(x0) [B, P] (P = 1 for the exact divergence) for ``velocity(x, t) -> v`` (t a 0-d tensor, x in the
+    dtype of x0); also x1 and the number of velocity evaluations (nfe)."""
     if method not in METHODS:
         raise UserError(f"likelihood ODE method {method!r} is not known; valid: {', '.join(METHODS)}")
-    x = x0.detach()
+    n_div = 1 if probes is None else probes.shape[0]
+    state = (x0.detach().double(), torch.zeros(x0.shape[0], n_div, dtype=torch.float64, device=x0.device))
+    calls = 0
+
+    def rhs(t, state):
+        nonlocal calls
+        calls += 1
+        v, div = velocity_and_divergence(velocity, state[0].to(x0.dtype), t, probes)
+        return v.double(), div
+
+    times = torch.tensor([0.0, 1.0], dtype=torch.float64, device=x0.device)
     if method == "euler":
-        h = 1.0 / steps
-        div_integral = 0.0
-        for k in range(steps):
-            v, div = velocity_and_divergence(velocity, x, k * h, probes)
-            x = x + h * v
-            div_integral = div_integral + h * div
-        nfe = steps
+        grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64, device=x0.device)
+        options = {"grid_constructor": lambda func, y0, t: grid}
+        x1, div_integral = odeint(rhs, state, times, method="euler", options=options)
     else:
-        shape, n_x = x.shape, x.numel()
-        n_div = x.shape[0] * (1 if probes is None else probes.shape[0])
-        calls = 0
-
-        def rhs(t, y):
-            nonlocal calls
-            calls += 1
-            x_t = torch.from_numpy(y[:n_x]).to(x0.device, x0.dtype).view(shape)
-            v, div = velocity_and_divergence(velocity, x_t, float(t), probes)
-            return np.concatenate([v.double().cpu().numpy().ravel(), div.cpu().numpy().ravel()])
-
-        y0 = np.concatenate([x.double().cpu().numpy().ravel(), np.zeros(n_div)])
-        sol = solve_ivp(rhs, (0.0, 1.0), y0, method="RK45", rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"likelihood ODE solver failed: {sol.message}")
-        y1 = sol.y[:, -1]
-        x = torch.from_numpy(y1[:n_x]).to(x0.device, x0.dtype).view(shape)
-        div_integral = torch.from_numpy(y1[n_x:]).view(x.shape[0], -1)
-        nfe = calls
+        x1, div_integral = odeint(rhs, state, times, method=METHODS[method], rtol=rtol, atol=atol)
+    x, div_integral = x1[-1], div_integral[-1]
     dim = x[0].numel()
-    log_p1 = -0.5 * x.double().flatten(1).pow(2).sum(1) - 0.5 * dim * math.log(2 * math.pi)
-    return {"log_p0": log_p1[:, None].cpu() + div_integral.cpu(), "x1": x, "nfe": nfe}
+    log_p1 = -0.5 * x.flatten(1).pow(2).sum(1) - 0.5 * dim * math.log(2 * math.pi)
+    return {"log_p0": (log_p1[:, None] + div_integral).cpu(), "x1": x.to(x0.dtype), "nfe": calls}
 
 
 def ode_nll(
@@ -132,7 +123,7 @@ def ode_nll(
                     for k in ("text_states", "text_mask", "pooled")}
 
             def velocity(x, t, cond=cond):
-                t_vec = torch.full((x.shape[0],), t, device=x.device, dtype=torch.float32)
+                t_vec = t.to(torch.float32).expand(x.shape[0])
                 return model(x, t_vec, cond["text_states"], text_mask=cond["text_mask"], pooled=cond["pooled"])
 
             probes = None
@@ -157,7 +148,7 @@ def ode_nll(
     result = {
         "nats_per_dim": mean,
         "sem_nats_per_dim": sem,
-        "bits_per_dim": mean / math.log(2),
+        "bits_per_dim": bits(mean),
         "per_sample_nats_per_dim": nll.tolist(),
         "n_samples": nll.numel(),
         "dim": dim,
@@ -172,5 +163,5 @@ def ode_nll(
     if probe_sem:
         result["hutchinson_sem_per_sample_nats_per_dim"] = (torch.cat(probe_sem) / dim).tolist()
     if pixel_8bit:
-        result["bits_per_dim_8bit"] = (mean + LOG_127_5) / math.log(2)
+        result["bits_per_dim_8bit"] = bits_per_dim_8bit(mean)
     return result

@@ -1,8 +1,10 @@
-"""Evaluate one checkpoint on the validation (and out-of-domain) split: loss, VLB, NLL, FID, sample grids.
+"""Evaluate one checkpoint on the validation (and out-of-domain) split: loss, VLB, NLL, FID, accuracy, CLIP score,
+sample grids.
 
-``evaluate_checkpoint`` returns (and ``write_report`` writes) the eval.json record; its ``summary`` holds the
-numbers the run record and the law fits read: val_loss {mean, sem}, vlb_bpd, nll_bpd, fid (ood_* for the shifted
-split).
+``evaluate_checkpoint`` returns (and writes, as strict JSON) the eval.json record; its ``summary`` holds the numbers
+the run record and the law fits read: val_loss {mean, sem}, vlb_bpd, nll_bpd, fid, accuracy, accuracy_colour,
+accuracy_position, accuracy_shape (with their chance levels in accuracy_chance), clip_score; ood_* for the shifted
+split. Everything that can be checked without computing (paths, device, weights, data/metric fit) is checked first.
 """
 
 from __future__ import annotations
@@ -10,71 +12,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ditlaws.config import EvalConfig
 from ditlaws.errors import UserError
-from ditlaws.evaluation import fid as fid_lib
-from ditlaws.evaluation.features import cache_root, default_builtin_weights, get_feature_extractor
+from ditlaws.evaluation import accuracy as accuracy_lib
+from ditlaws.evaluation.frechet import FeatureStats
+from ditlaws.evaluation.generation import FidMeter, GridMeter, run_generation
 from ditlaws.evaluation.likelihood import ode_nll
-from ditlaws.evaluation.samples import generate, save_grid
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
 from ditlaws.jsonio import write_json_atomic
+from ditlaws.paths import check_writable
 
-METRICS = ("loss", "vlb", "nll", "fid", "samples")
-
-
-@dataclass
-class EvalOptions:
-    metrics: tuple[str, ...] = METRICS
-    splits: tuple[str, ...] = ("val",)  # add "ood" for the out-of-domain split
-    seed: int = 0
-    batch_size: int = 64
-    max_samples: int | None = None  # validation samples for loss / VLB (None: the whole split; paper: 10,000)
-    loss_timesteps: int = 100  # stratified logit-normal t per sample (paper: 1,000)
-    vlb_timesteps: int = 100
-    vlb_proposal: str = "logsnr_uniform"
-    nll_samples: int = 64
-    nll_method: str = "euler"
-    nll_steps: int = 500
-    nll_divergence: str = "hutchinson"
-    nll_probes: int = 1
-    fid_samples: int = 256
-    fid_features: str = "builtin-cnn"
-    fid_weights: str | None = None
-    sample_steps: int = 25
-    guidance_scale: float = 10.0
-    grid_samples: int = 32
-    t_loc: float = 0.0
-    t_scale: float = 1.0
-    device: str | None = None
-
-    def validate(self) -> EvalOptions:
-        unknown = [m for m in self.metrics if m not in METRICS]
-        if unknown:
-            raise UserError(f"--metrics: unknown metric {unknown[0]!r}; valid: {', '.join(METRICS)}")
-        bad = [s for s in self.splits if s not in ("val", "ood")]
-        if bad:
-            raise UserError(f"--splits: unknown split {bad[0]!r}; valid: val, ood")
-        for name in ("batch_size", "loss_timesteps", "vlb_timesteps", "nll_samples", "nll_steps", "nll_probes",
-                     "fid_samples", "sample_steps", "grid_samples"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if "fid" in self.metrics and self.fid_samples < 2:
-            raise UserError("--fid-samples must be at least 2 (a covariance needs two samples)")
-        return self
+GENERATION = ("fid", "accuracy", "clip", "samples")
 
 
-def _cap(batches: Iterable[dict], n: int | None) -> Iterable[dict]:
-    return batches if n is None else _take(batches, n)
-
-
-def _take(batches, n):
+def _cap(batches: Iterable[dict], n: int) -> Iterable[dict]:
     seen = 0
     for batch in batches:
         if seen >= n:
@@ -83,15 +43,42 @@ def _take(batches, n):
         seen += batch["latent"].shape[0] if "latent" in batch else batch["pixels"].shape[0]
 
 
-def reference_stats(extractor, real_images: Callable[[], Iterable[torch.Tensor]], n: int, cache: Path | None):
+def strict_json(value):
+    """The report with every non-finite float as null, so eval.json is strict JSON (no NaN / Infinity tokens)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def resolve_device(name: str | None) -> str:
+    """The device to evaluate on; an unavailable one is an error here, not a traceback later."""
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)  # syntax was checked by EvalConfig
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise UserError(f"eval.device {name}: no such CUDA device here ({count} visible); use cpu")
+    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError(f"eval.device {name}: MPS is not available here; use cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"eval.device {name}: {device.type} devices are not supported; use cpu, cuda or mps")
+    return name
+
+
+def reference_stats(extractor, real_images: Callable[[], Iterable[dict]], n: int, cache: Path | None):
     """Feature statistics of the first n real images, cached (npz) when ``cache`` is given."""
     if cache is not None and cache.is_file():
-        stats = fid_lib.FeatureStats.load(cache)
+        stats = FeatureStats.load(cache)
         if stats.n == n and stats.extractor == extractor.name:
             return stats, True
-    stats = fid_lib.FeatureStats(extractor=extractor.name)
-    for images in real_images():
-        stats.update(extractor(images[: n - stats.n]))
+    stats = FeatureStats(extractor=extractor.name)
+    for batch in real_images():
+        stats.update(extractor(batch["pixels"][: n - stats.n]))
         if stats.n >= n:
             break
     if cache is not None:
@@ -99,85 +86,145 @@ def reference_stats(extractor, real_images: Callable[[], Iterable[torch.Tensor]]
     return stats, False
 
 
-def fid_metric(pipeline, batches, real_images, extractor, options: EvalOptions, cache: Path | None, split: str):
-    ref, cached = reference_stats(extractor, real_images, options.fid_samples, cache)
-    gen = fid_lib.FeatureStats(extractor=extractor.name)
-    for out in generate(pipeline, batches, num_samples=options.fid_samples, num_inference_steps=options.sample_steps,
-                        guidance_scale=options.guidance_scale, seed=options.seed):
-        gen.update(extractor(out["images"]))
-    return {"fid": gen.frechet_distance(ref), "feature_extractor": extractor.name, "n_generated": gen.n,
-            "n_reference": ref.n, "reference_stats": str(cache) if cache else None, "reference_cached": cached,
-            "num_inference_steps": options.sample_steps, "guidance_scale": options.guidance_scale, "split": split}
-
-
 def stats_cache_path(root: Path, data_fingerprint: dict, split: str, n: int, extractor: str, weights: str | None):
     if extractor == "builtin-cnn":
-        path = Path(weights) if weights else default_builtin_weights()
+        from ditlaws.feature_net import default_weights
+
+        path = Path(weights) if weights else default_weights()
         weights = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else str(path)
     key = json.dumps({"data": data_fingerprint, "split": split, "n": n, "extractor": extractor, "weights": weights},
                      sort_keys=True)
     return root / f"{extractor}-{split}-{n}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
+def accuracy_weights(cfg: EvalConfig) -> str | None:
+    if cfg.accuracy_weights is not None:
+        return cfg.accuracy_weights
+    return cfg.fid_weights if cfg.fid_features == "builtin-cnn" else None
+
+
+def load_readers(cfg: EvalConfig) -> dict:
+    """The networks the chosen metrics need, loaded before any metric runs (missing weights fail fast)."""
+    from ditlaws.evaluation.clip import load_clip
+    from ditlaws.evaluation.features import get_feature_extractor
+    from ditlaws.feature_net import BuiltinFeatureNet, default_weights
+
+    readers = {}
+    if "fid" in cfg.metrics:
+        readers["fid"] = get_feature_extractor(cfg.fid_features, cfg.fid_weights, cfg.device)
+    if "accuracy" in cfg.metrics:
+        readers["accuracy"] = BuiltinFeatureNet.load(accuracy_weights(cfg) or default_weights()).to(cfg.device)
+    if "clip" in cfg.metrics:
+        readers["clip"] = load_clip(cfg.clip_model, cfg.clip_weights, cfg.device)
+    return readers
+
+
+def _generation_meters(cfg: EvalConfig, readers: dict, split: str, real_images, stats_cache, out_dir: Path) -> dict:
+    from ditlaws.evaluation.clip import ClipScore
+
+    meters = {}
+    for metric in (m for m in cfg.metrics if m in GENERATION):
+        if metric == "fid":
+            if real_images is None:
+                raise UserError("fid needs the split's images; this data source gives none")
+            extractor = readers["fid"]
+            cache = stats_cache(split, extractor.name)
+            ref, cached = reference_stats(extractor, lambda split=split: real_images(split), cfg.fid_samples, cache)
+            info = {"reference_stats": str(cache) if cache else None, "reference_cached": cached, "split": split}
+            meters[metric] = (FidMeter(extractor, ref, info), cfg.fid_samples)
+        elif metric == "accuracy":
+            meters[metric] = (accuracy_lib.Accuracy(readers["accuracy"]), cfg.accuracy_samples)
+        elif metric == "clip":
+            meters[metric] = (ClipScore(readers["clip"]), cfg.clip_samples)
+        else:
+            meters[metric] = (GridMeter(out_dir / f"samples_{split}.png"), cfg.grid_samples)
+    return meters
+
+
 def evaluate_model(
     model,
     *,
     batches: Callable[[str], Iterable[dict]],
-    real_images: Callable[[str], Iterable[torch.Tensor]] | None,
+    real_images: Callable[[str], Iterable[dict]] | None,
     pipeline,
-    options: EvalOptions,
+    options: EvalConfig,
     out_dir: Path,
     pixel_8bit: bool,
     stats_cache: Callable[[str, str], Path | None] = lambda split, extractor: None,
+    readers: dict | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run the chosen metrics on each split. ``batches(split)`` makes a fresh iterable of encoded batches."""
-    options.validate()
+    """Run the chosen metrics on each split. ``batches(split)`` makes a fresh iterable of encoded batches,
+    ``real_images(split)`` one of raw batches {"pixels" in [-1, 1], "caption", ...}."""
+    cfg = options
+    readers = load_readers(cfg) if readers is None else readers
     results, timing, summary = {}, {}, {}
-    extractor = None
-    for split in options.splits:
+    for split in cfg.splits:
         results[split] = {}
         prefix = "" if split == "val" else f"{split}_"
-        for metric in options.metrics:
+        for metric in (m for m in cfg.metrics if m not in GENERATION):
             started = time.perf_counter()
             if metric == "loss":
-                r = validation_loss(model, batches(split), timesteps_per_sample=options.loss_timesteps,
-                                    loc=options.t_loc, scale=options.t_scale, seed=options.seed,
-                                    max_samples=options.max_samples, device=options.device, progress=True)
+                r = validation_loss(model, batches(split), timesteps_per_sample=cfg.loss_timesteps, loc=cfg.t_loc,
+                                    scale=cfg.t_scale, seed=cfg.seed, max_samples=cfg.max_samples,
+                                    device=cfg.device, progress=True)
                 summary[f"{prefix}val_loss"] = {"mean": r["mean"], "sem": r["sem"]}
             elif metric == "vlb":
-                r = vlb(model, batches(split), timesteps_per_sample=options.vlb_timesteps,
-                        proposal=options.vlb_proposal, seed=options.seed, max_samples=options.max_samples,
-                        pixel_8bit=pixel_8bit, device=options.device, progress=True)
+                r = vlb(model, batches(split), timesteps_per_sample=cfg.vlb_timesteps, proposal=cfg.vlb_proposal,
+                        seed=cfg.seed, max_samples=cfg.max_samples, pixel_8bit=pixel_8bit, device=cfg.device,
+                        progress=True)
                 summary[f"{prefix}vlb_bpd"] = r["bits_per_dim"]
-            elif metric == "nll":
-                r = ode_nll(model, _cap(batches(split), options.nll_samples), method=options.nll_method,
-                            steps=options.nll_steps, divergence=options.nll_divergence, n_probes=options.nll_probes,
-                            seed=options.seed, max_samples=options.nll_samples, pixel_8bit=pixel_8bit,
-                            device=options.device, progress=True)
-                summary[f"{prefix}nll_bpd"] = r["bits_per_dim"]
-            elif metric == "fid":
-                if real_images is None:
-                    raise UserError("fid needs the split's images; this data source gives none")
-                extractor = extractor or get_feature_extractor(options.fid_features, options.fid_weights,
-                                                               options.device)
-                r = fid_metric(pipeline, batches(split), lambda split=split: real_images(split), extractor,
-                               options, stats_cache(split, extractor.name), split)
-                summary[f"{prefix}fid"] = r["fid"]
             else:
-                chunks = list(generate(pipeline, batches(split), num_samples=options.grid_samples,
-                                       num_inference_steps=options.sample_steps, guidance_scale=options.guidance_scale,
-                                       seed=options.seed))
-                images = torch.cat([c["images"] for c in chunks])
-                captions = [cap for c in chunks for cap in c["caption"]]
-                grid = save_grid(images, captions, out_dir / f"samples_{split}.png")
-                r = {"grid": str(grid), "captions": str(grid.with_suffix(".json")), "n": len(captions),
-                     "num_inference_steps": options.sample_steps, "guidance_scale": options.guidance_scale,
-                     "seed": options.seed}
+                r = ode_nll(model, _cap(batches(split), cfg.nll_samples), method=cfg.nll_method,
+                            steps=cfg.nll_steps, divergence=cfg.nll_divergence, n_probes=cfg.nll_probes,
+                            seed=cfg.seed, max_samples=cfg.nll_samples, pixel_8bit=pixel_8bit, device=cfg.device,
+                            progress=True)
+                summary[f"{prefix}nll_bpd"] = r["bits_per_dim"]
             timing[f"{split}/{metric}"] = round(time.perf_counter() - started, 3)
             results[split][metric] = r
             log(f"{split}/{metric}: {_headline(metric, r)} ({timing[f'{split}/{metric}']:.1f} s)")
-    return {"summary": summary, "results": results, "timing_s": timing, "options": dataclasses.asdict(options)}
+        meters = _generation_meters(cfg, readers, split, real_images, stats_cache, out_dir)
+        if not meters:
+            continue
+        generated, seconds, n_images = run_generation(pipeline, batches(split), meters,
+                                                      num_inference_steps=cfg.sample_steps,
+                                                      guidance_scale=cfg.guidance_scale, seed=cfg.seed)
+        if "accuracy" in generated and real_images is not None:  # the reader's ceiling: real images of the split
+            started = time.perf_counter()
+            generated["accuracy"]["real_images"] = real_accuracy(readers["accuracy"], real_images(split),
+                                                                 cfg.accuracy_samples)
+            seconds["accuracy"] += time.perf_counter() - started
+        for metric, r in generated.items():
+            results[split][metric] = r
+            timing[f"{split}/{metric}"] = round(seconds[metric], 3)
+            summary.update({f"{prefix}{k}": v for k, v in _summary_of(metric, r).items()})
+            log(f"{split}/{metric}: {_headline(metric, r)} ({seconds[metric]:.1f} s + shared generation)")
+        timing[f"{split}/generate"] = round(seconds["generate"], 3)
+        log(f"{split}/generate: {n_images} images for {', '.join(meters)} "
+            f"({seconds['generate']:.1f} s)")
+    return {"summary": summary, "results": results, "timing_s": timing, "options": dataclasses.asdict(cfg)}
+
+
+def real_accuracy(net, real_batches: Iterable[dict], n: int) -> dict:
+    """Accuracy of the split's real images against their own captions: what a perfect generator would score
+    with this reader (below 1 where the images are too small to read every shape)."""
+    meter = accuracy_lib.Accuracy(net)
+    for batch in real_batches:
+        take = min(n - meter.images, len(batch["caption"]))
+        if take <= 0:
+            break
+        meter.update(batch["pixels"][:take], batch["caption"][:take])
+    return {k: v for k, v in meter.result().items() if k != "chance"}
+
+
+def _summary_of(metric: str, r: dict) -> dict:
+    if metric == "fid":
+        return {"fid": r["fid"]}
+    if metric == "accuracy":
+        return {**{k: r[k] for k in accuracy_lib.KEYS}, "accuracy_chance": r["chance"]}
+    if metric == "clip":
+        return {"clip_score": r["clip_score"]}
+    return {}
 
 
 def _headline(metric: str, r: dict) -> str:
@@ -187,51 +234,80 @@ def _headline(metric: str, r: dict) -> str:
         return f"{r['bits_per_dim']:.4f} bits/dim ({r['nats_per_dim']:.4f} nats/dim)"
     if metric == "fid":
         return f"FID {r['fid']:.3f} [{r['feature_extractor']}]"
+    if metric == "accuracy":
+        real = r.get("real_images") or {}
+        return "  ".join(f"{k.removeprefix('accuracy_') if k != 'accuracy' else 'overall'} {r[k]:.3f} "
+                         f"(chance {r['chance'][k]:.3f}" + (f", real {real[k]:.3f})" if real else ")")
+                         for k in accuracy_lib.KEYS)
+    if metric == "clip":
+        return f"CLIP score {r['clip_score']:.2f} [{r['clip_model']}]"
     return r["grid"]
 
 
-def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalOptions, out: str | None = None,
+def data_warnings(cfg: EvalConfig, data_cfg) -> list[str]:
+    """Metric / data combinations that are refused (UserError) or that work but mislead (returned warnings)."""
+    if "accuracy" in cfg.metrics and data_cfg.source != "builtin":
+        raise UserError(f"--metrics accuracy scores captions of the built-in set; data.source is "
+                        f"{data_cfg.source!r} (use clip for real data)")
+    warnings = []
+    if "fid" in cfg.metrics and cfg.fid_features == "builtin-cnn" and data_cfg.source != "builtin":
+        warnings.append(f"FID features builtin-cnn were trained on the built-in set only; on data.source "
+                        f"{data_cfg.source!r} its FID says little (use --fid-features clip-vit-l-14)")
+    if "clip" in cfg.metrics and data_cfg.source == "builtin":
+        warnings.append("CLIP score on the built-in set: CLIP reads these tiny synthetic images poorly "
+                        "(--metrics accuracy scores them exactly)")
+    return warnings
+
+
+def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, out: str | None = None,
                         data_overrides: list[str] | None = None, stats_dir: str | None = None) -> tuple[dict, Path]:
-    """Load a checkpoint and its data, run ``evaluate_model``, write eval.json; returns (report, path)."""
+    """Check everything, load the checkpoint and its data, run ``evaluate_model``, write eval.json; returns
+    (report, path)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from ditlaws.data import build_dataset, build_image_encoder, build_text_encoder, collate_samples, make_dataloader
     from ditlaws.evaluation.loading import load_data_config, load_model, resolve_checkpoint
+    from ditlaws.paths import cache_root
     from ditlaws.pipeline import DiTPipeline
 
-    options.validate()
+    cfg = dataclasses.replace(options)
     model_dir, run_dir = resolve_checkpoint(checkpoint)
     data_cfg = load_data_config(data, run_dir, data_overrides or [])
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    options.device = device
-    model = load_model(model_dir).to(device).eval()
-    image_encoder, text_encoder = build_image_encoder(data_cfg), build_text_encoder(data_cfg)  # once, not per metric
     out_path = Path(out) if out else (run_dir or model_dir) / "eval.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out_path)
+    cfg.device = resolve_device(cfg.device)
+    warnings = data_warnings(cfg, data_cfg)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    model = load_model(model_dir).to(cfg.device).eval()
+    readers = load_readers(cfg)
+    image_encoder, text_encoder = build_image_encoder(data_cfg), build_text_encoder(data_cfg)  # once, not per metric
     vae = getattr(image_encoder, "vae", None)
     pipeline = DiTPipeline(transformer=model, scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=vae)
     pipeline.set_progress_bar_config(disable=True)
 
     def batches(split: str):
-        return make_dataloader(data_cfg, split, batch_size=options.batch_size, seed=data_cfg.seed,
+        return make_dataloader(data_cfg, split, batch_size=cfg.batch_size, seed=data_cfg.seed,
                                text_encoder=text_encoder, image_encoder=image_encoder)
 
     def real_images(split: str):
         dataset = build_dataset(data_cfg, split)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate_samples)
-        return (batch["pixels"] for batch in loader)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_samples)
+        return iter(loader)
 
     fingerprint = {k: v for k, v in dataclasses.asdict(data_cfg).items() if k not in ("num_workers", "cache_dir")}
     stats_root = Path(stats_dir) if stats_dir else cache_root() / "fid_stats"
     report = evaluate_model(
-        model, batches=batches, real_images=real_images, pipeline=pipeline, options=options,
+        model, batches=batches, real_images=real_images, pipeline=pipeline, options=cfg, readers=readers,
         out_dir=out_path.parent, pixel_8bit=data_cfg.image_encoder == "identity",
-        stats_cache=lambda split, name: stats_cache_path(stats_root, fingerprint, split, options.fid_samples, name,
-                                                         options.fid_weights),
+        stats_cache=lambda split, name: stats_cache_path(stats_root, fingerprint, split, cfg.fid_samples, name,
+                                                         cfg.fid_weights),
     )
     report = {"checkpoint": checkpoint, "model_dir": str(model_dir), "data": dataclasses.asdict(data_cfg),
               "latent_space": "pixels in [-1, 1] (8-bit images)" if data_cfg.image_encoder == "identity"
-              else f"VAE latents of {data_cfg.image_encoder} (VAE terms omitted from VLB / NLL)", **report}
+              else f"VAE latents of {data_cfg.image_encoder} (VAE terms omitted from VLB / NLL)",
+              "warnings": warnings, **report}
+    report = strict_json(report)
     write_json_atomic(out_path, report)
     return report, out_path
 
@@ -241,7 +317,10 @@ def run_record_for_store(run_dir: Path | None) -> dict:
     if run_dir is None or not (run_dir / "summary.json").is_file():
         raise UserError("--store: the checkpoint is not a train_dit.py run folder (no summary.json), so its study "
                         "and run id are unknown")
-    return json.loads((run_dir / "summary.json").read_text())
+    try:
+        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{run_dir / 'summary.json'}: not a valid run record ({type(err).__name__})") from None
 
 
 def store_eval(store: str | Path, record: dict, summary: dict) -> Path:

@@ -8,13 +8,13 @@ timesteps of one sample are not independent draws, the samples are).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from functools import partial
 
 import torch
 
 from ditlaws.evaluation._draws import eval_mode, squared_errors, stream_draws
+from ditlaws.evaluation.statistics import mean_and_sem, per_sample_mean
 from ditlaws.flow import sample_t
 
 
@@ -26,17 +26,6 @@ def loss_in_bins(t: torch.Tensor, loss: torch.Tensor, n_bins: int) -> dict:
     total = torch.bincount(index, weights=loss.double(), minlength=n_bins)
     mean = [None if c == 0 else float(s / c) for s, c in zip(total.tolist(), count.tolist())]
     return {"edges": edges.tolist(), "mean": mean, "count": count.tolist()}
-
-
-def per_sample_mean(sample: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    n = int(sample.max()) + 1
-    return torch.bincount(sample, weights=values.double(), minlength=n) / torch.bincount(sample, minlength=n)
-
-
-def mean_and_sem(values: torch.Tensor) -> tuple[float, float]:
-    n = values.numel()
-    sem = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
-    return float(values.mean()), sem
 
 
 def validation_loss(

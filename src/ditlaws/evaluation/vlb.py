@@ -36,11 +36,10 @@ import torch
 
 from ditlaws.errors import UserError
 from ditlaws.evaluation._draws import eval_mode, squared_errors, stream_draws
-from ditlaws.evaluation.validation_loss import mean_and_sem, per_sample_mean
+from ditlaws.evaluation.statistics import bits, bits_per_dim_8bit, mean_and_sem, per_sample_mean
 from ditlaws.flow import logit_normal_pdf, sample_t, vlb_weight
 
 PROPOSALS = ("logsnr_uniform", "logit_normal", "uniform")
-LOG_127_5 = math.log(127.5)
 
 
 def _log_snr(t: float) -> float:
@@ -132,7 +131,7 @@ def vlb(
     out = {
         "nats_per_dim": total,
         "sem_nats_per_dim": sem,
-        "bits_per_dim": total / math.log(2),
+        "bits_per_dim": bits(total),
         "terms_nats_per_dim": {
             "diffusion": float(diffusion.mean()) / dim,
             "reconstruction": recon / dim,
@@ -149,6 +148,6 @@ def vlb(
         "note": "bound on -log p of the model's input space (latents: VAE terms are constant and omitted)",
     }
     if pixel_8bit:
-        out["bits_per_dim_8bit"] = (total + LOG_127_5) / math.log(2)
+        out["bits_per_dim_8bit"] = bits_per_dim_8bit(total)
     return out
 

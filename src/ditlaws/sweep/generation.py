@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import defaultdict
 
-from ditlaws.config import SweepConfig
+from ditlaws.config import EvalConfig, SweepConfig
 
 GENERATION_ONLY = ("generation", "generation_runs")
 
@@ -59,9 +59,7 @@ def evaluate_generation(sweep: SweepConfig, store, records: list[dict], log=prin
 
 def eval_options(sweep: SweepConfig):
     """The evaluation settings of the generation metrics, as evaluate_checkpoint takes them."""
-    from ditlaws.evaluation.runner import EvalOptions
-
-    names = {f.name for f in dataclasses.fields(EvalOptions)}
+    names = {f.name for f in dataclasses.fields(EvalConfig)}
     values = {k: v for k, v in dataclasses.asdict(sweep.eval).items() if k in names}
     values["metrics"] = tuple(m for m in sweep.eval.metrics if m != "loss")
-    return EvalOptions(**values)
+    return EvalConfig(**values)

@@ -1,6 +1,6 @@
 """Fréchet distance between two sets of feature vectors, or of images through a named feature extractor.
 
-Wraps ``ditlaws.evaluation.fid`` (the library computes the same number).
+Wraps ``ditlaws.evaluation.frechet`` (the library computes the same number).
 """
 
 import datasets
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ditlaws.evaluation.features import get_feature_extractor
-from ditlaws.evaluation.fid import FeatureStats
+from ditlaws.evaluation.frechet import FeatureStats
 
 _DESCRIPTION = """
 Fréchet distance ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) between Gaussian fits of two feature sets.

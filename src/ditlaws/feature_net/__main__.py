@@ -1,0 +1,5 @@
+import sys
+
+from ditlaws.feature_net.train import main
+
+sys.exit(main())
