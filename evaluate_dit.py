@@ -27,7 +27,8 @@ class Target:
     checkpoint: str = option(help="run folder, diffusers model folder, or Hub repo id")
     data: str | None = option(None, help="data config YAML or name in configs/data/ (default: the run's config.yaml)")
     out: str | None = option(None, help="where to write eval.json (default: next to the run)")
-    store: str | None = option(None, help="run store folder: merge the summary into runs/<study>/<run_id>.json")
+    store: str | None = option(None, help="run store (a folder, or hub://<org>/<study>): merge the summary into "
+                                          "runs/<study>/<run_id>.json")
     fid_stats_dir: str | None = option(None, help="cache of FID reference statistics (default: $DITLAWS_CACHE)")
 
 
@@ -57,7 +58,13 @@ def main(argv=None) -> int:
 
             if Path(target.store).exists() and not Path(target.store).is_dir():
                 raise UserError(f"--store {target.store}: is a file, not a run store folder")
+            from ditlaws.store import open_store
+
+            store = open_store(target.store)  # a malformed hub:// spec fails here, before any evaluation
             record = run_record_for_store(resolve_checkpoint(target.checkpoint)[1])
+            if getattr(store, "org", None) and store.study != record["study"]:
+                raise UserError(f"--store {target.store}: the run belongs to study {record['study']!r}, not "
+                                f"{store.study!r}")
         report, path = evaluate_checkpoint(target.checkpoint, target.data, cfg, out=target.out,
                                            data_overrides=overrides, stats_dir=target.fid_stats_dir)
         if record is not None:

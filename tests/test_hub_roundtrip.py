@@ -63,3 +63,29 @@ def test_sweep_to_hub_then_fit_from_hub_equals_the_local_fit(hub_server, tmp_pat
     for run_id in run_ids:  # one model repo per kept run, in diffusers format with its card
         files = hub_server.files("model", f"lab/share-{run_id}")
         assert "diffusion_pytorch_model.safetensors" in files and "README.md" in files
+
+
+def test_evaluate_dit_merges_its_metrics_into_the_hub_record(hub_server, tmp_path):  # noqa: F811
+    from ditlaws.config import load_config
+    from ditlaws.store import HubStore
+    from ditlaws.training import train
+
+    run = tmp_path / "run"
+    summary = train(load_config(None, [
+        "--model.depth", "1", "--model.width", "16", "--model.heads", "1", "--model.patch_size", "4",
+        "--data.resolution", "16", "--data.text_dim", "16", "--data.text_len", "8", "--data.val_size", "8",
+        "--train.global_batch", "4", "--train.steps", "3", "--train.mixed_precision", "no", "--train.study", "ev",
+        "--train.output_dir", str(run)]))
+    env = {**os.environ, **hub_server.env(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "evaluate_dit.py"), "--checkpoint", str(run), "--metrics",
+                           "loss", "--loss-timesteps", "2", "--batch-size", "8", "--device", "cpu",
+                           "--store", "hub://lab/ev"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from huggingface_hub import HfApi
+
+    stored = HubStore("lab", "ev", HfApi(endpoint=hub_server.url)).get_run("ev", summary["run_id"])
+    assert stored["eval"]["val_loss"]["mean"] > 0 and stored["N"] == summary["N"]
+    wrong = subprocess.run([sys.executable, str(ROOT / "evaluate_dit.py"), "--checkpoint", str(run), "--metrics",
+                            "loss", "--store", "hub://lab/other"], env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert wrong.returncode == 2 and "study 'ev'" in wrong.stderr

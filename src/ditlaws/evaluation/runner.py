@@ -323,14 +323,15 @@ def run_record_for_store(run_dir: Path | None) -> dict:
         raise UserError(f"{run_dir / 'summary.json'}: not a valid run record ({type(err).__name__})") from None
 
 
-def store_eval(store: str | Path, record: dict, summary: dict) -> Path:
-    """Merge an evaluation summary into the run's record in a LocalStore (created from `record` if absent)."""
-    from ditlaws.store import LocalStore, merge
+def store_eval(store: str | Path, record: dict, summary: dict) -> str:
+    """Merge an evaluation summary into the run's record in a run store: a local folder, or `hub://<org>/<study>`
+    (one commit on the results repo, retried on a newer parent). Created from `record` if absent."""
+    from ditlaws.store import LocalStore, merge, open_store
 
-    local = LocalStore(store)
-    path = local.run_path(record["study"], record["run_id"])
-    if path.is_file():
-        local.update_run(record["study"], record["run_id"], {"eval": summary})
-    else:
-        local.put_run(merge(record, {"eval": summary}))
-    return path
+    target = open_store(store)
+    if not isinstance(target, LocalStore) and target.study != record["study"]:
+        raise UserError(f"--store {store}: the run belongs to study {record['study']!r}, not {target.study!r}")
+    target.merge_run(merge(record, {"eval": summary}))
+    if isinstance(target, LocalStore):
+        return str(target.run_path(record["study"], record["run_id"]))
+    return f"{store} (runs/{record['study']}/{record['run_id']}.json)"
