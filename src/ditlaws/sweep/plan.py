@@ -59,6 +59,10 @@ def sweep_from_dict(raw: dict, root: Path | None = None, out: str | None = None)
     if out is not None:
         sweep.out, sweep.store = str(out), None
     sweep.base = resolve_base(sweep, root)
+    for key, folder in (("--out" if out is not None else "sweep.out", sweep.out_dir), ("sweep.store", sweep.store_dir)):
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise UserError(f"{key}: {existing} is a file, not a folder")
     run_config(sweep, sweep.budgets[0], sweep.size_list[0], sweep.seeds[0])
     return sweep
 
