@@ -103,8 +103,14 @@ def test_tables_carry_error_and_coverage(fit):
     points = fit.backtest_points()
     assert len(rows) == len(points)
     for row, r in zip(rows, points):
-        assert row[7] == ("yes" if r["covered"] else "no")
+        assert row[7] == ("yes" if r["covered"] else "no") and r["ci90"] is not None
         assert float(row[6]) == pytest.approx(100 * r["rel_error"], abs=0.006)
+    # without an extrapolation-error model (ci90 None) the row shows the run-noise interval and its coverage
+    doc = example_fit()
+    q = doc["backtest"][0]["quantities"]["N_opt"]
+    q.update(ci90=None, covered=False, covered_noise=True)
+    row = next(r for r in tables.backtest(load_fit(doc)) if r[2] == "N_opt")
+    assert row[7] == "yes" and row[4].endswith("(run noise only)") and row[4].startswith(f"[{q['ci90_noise'][0]:.4g}")
     headers, cells = tables.exponents(fit)
     assert [c[0] for c in cells] == ["in_context", "cross_attn"] and headers[1] == "a (N_opt)"
     e = fit.exponents()[1]["approach2"]["N_opt"]

@@ -31,9 +31,8 @@ THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_m
 
 
 def default_budget(fit: FitResult) -> float:
-    """The first budget fit.json predicted for, else 10x the largest fitted budget."""
-    targets = [p["C"] for p in fit.root.get("predictions") or []]
-    return targets[0] if targets else 10 * (fit.largest_budget or 1e18)
+    """What the page shows first: one decade beyond the largest fitted budget."""
+    return 10 * (fit.largest_budget or 1e18)
 
 
 def summary_markdown(fit: FitResult, origin: str) -> str:
@@ -93,7 +92,7 @@ def build_demo(fit: FitResult | str | Path | dict, runs=(), presets: dict | None
     def on_predict(mode, flops_text, gpu_hours, accelerator, peak_tflops, mfu):
         a, peak, hours = answer_for(mode, flops_text, gpu_hours, peak_tflops, mfu)
         warn = "\n".join(f"> ⚠️ {w}" for w in a["warnings"])
-        return (answer_json(a, peak, mfu, hours), sig(a["C"], 6), round(hours, 6), readout(a["N_opt"]),
+        return (answer_json(a, peak, mfu, hours), sig(a["C"], 6), float(f"{hours:.6g}"), readout(a["N_opt"]),
                 readout(a["D_opt"]), readout(a["images"]), readout(a["loss"]), readout(a["FID"]),
                 preset_text(a, presets), warn, tables.details(a))
 
@@ -107,7 +106,7 @@ def build_demo(fit: FitResult | str | Path | dict, runs=(), presets: dict | None
             with gr.Column(scale=2):
                 mode = gr.Radio(list(MODES), value="FLOPs", label="budget given in")
                 flops = gr.Textbox(sig(budget, 6), label="compute budget C (FLOPs)", elem_id="budget_flops")
-                hours = gr.Number(round(first_hours, 6), label="GPU-hours", elem_id="gpu_hours")
+                hours = gr.Number(float(f"{first_hours:.6g}"), label="GPU-hours", elem_id="gpu_hours")
                 accel = gr.Dropdown(list(compute.ACCELERATORS), value=compute.DEFAULT_ACCELERATOR,
                                     label="accelerator")
                 peak = gr.Number(compute.ACCELERATORS[compute.DEFAULT_ACCELERATOR] / 1e12,

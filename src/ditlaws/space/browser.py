@@ -100,7 +100,8 @@ def open_app(page, url: str, timeout_ms: int = 60_000) -> None:
 
 
 def ask_budget(page, flops: str, timeout_ms: int = 30_000) -> None:
-    """Type a budget in FLOPs, press Predict, and wait until the N_opt read-out shows the new answer."""
+    """Type a budget in FLOPs, press Predict, and wait until the N_opt read-out shows the new answer (so the budget
+    must give another N_opt than the one shown: the page opens at 10x the largest fitted budget)."""
     before = read_box(page, "n_opt")
     _field(page, "budget_flops").fill(flops)
     page.click("#predict")

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from ditlaws.laws.plots import law_panel, plain_log_ticks
 from ditlaws.laws.predict import FitResult
+from ditlaws.space.tables import backtest_interval
 
 ORDER = ("N_opt", "D_opt", "L_opt", "L_opt_floor", "FID")
 APPROACH_COLOR = {"approach2": "C0", "approach3": "C2"}
@@ -22,8 +23,8 @@ def _grid(n: int, width: float = 4.2, height: float = 3.6) -> tuple[Figure, list
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(width * cols, height * rows))
     # fixed margins (a layout engine costs seconds per render on a busy CPU)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.5 / (height * rows), top=1 - 0.45 / (height * rows),
-                        wspace=0.32, hspace=0.45 / rows + 0.2)
+    w, h = width * cols, height * rows
+    fig.subplots_adjust(left=0.95 / w, right=1 - 0.2 / w, bottom=0.55 / h, top=1 - 0.45 / h, wspace=0.4, hspace=0.4)
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -41,6 +42,9 @@ def _lean(fig: Figure) -> Figure:
     """No minor ticks: on log axes they are most of the drawing time (the major ticks carry the labels, and
     ``plain_log_ticks`` adds plain-decimal majors where a range is narrow)."""
     for ax in fig.axes:
+        for axis in ("x", "y"):
+            if (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "log":
+                plain_log_ticks(ax, axis)  # labelled majors where the range is under a decade or so
         ax.minorticks_off()
     return fig
 
@@ -66,11 +70,11 @@ def predicted_vs_actual(fit: FitResult) -> Figure:
         for approach in ("approach2", "approach3"):
             sel = [r for r in rows if r["quantity"] == name and r["approach"] == approach]
             for i, r in enumerate(sel):
-                ci = r["ci90"] or r["ci90_noise"]
+                ci, covered, _ = backtest_interval(r)
                 xci = r.get("actual_ci90") or [r["actual"], r["actual"]]
                 ax.errorbar([r["actual"]], [r["predicted"]],
                             yerr=[[r["predicted"] - ci[0]], [ci[1] - r["predicted"]]],
-                            xerr=[[r["actual"] - xci[0]], [xci[1] - r["actual"]]], fmt="o" if r["covered"] else "X",
+                            xerr=[[r["actual"] - xci[0]], [xci[1] - r["actual"]]], fmt="o" if covered else "X",
                             color=APPROACH_COLOR.get(approach, "C1"), capsize=3, ms=6,
                             label=approach.replace("approach", "Approach ") if i == 0 else None)
                 values += [r["actual"], *ci, *xci]
@@ -81,10 +85,8 @@ def predicted_vs_actual(fit: FitResult) -> Figure:
         ax.set_ylabel(f"predicted {name}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
-        plain_log_ticks(ax, "x")  # plain decimals where the range is narrow (it leaves wide ones alone)
-        plain_log_ticks(ax, "y")
-    fig.suptitle(f"{fit.study}: predicted (90 % with extrapolation error) vs measured, held-out budgets "
-                 "(o covered, X missed)", fontsize=10)
+    fig.suptitle(f"{fit.study}: predicted vs measured at held-out budgets, 90 % intervals (with extrapolation "
+                 "error where the fit has a model of it); o covered, X missed", fontsize=10)
     return _lean(fig)
 
 
@@ -101,8 +103,6 @@ def runs_vs_approach3(fit: FitResult) -> Figure:
     fig.colorbar(sc, ax=ax, label="log10 budget (FLOPs)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    plain_log_ticks(ax, "x")
-    plain_log_ticks(ax, "y")
     ax.set_xlabel("measured loss")
     ax.set_ylabel("Approach 3 prediction L(N, D)")
     ax.set_title(f"{fit.study}: every run ({len(runs)}) against the parametric fit", fontsize=10)
@@ -131,7 +131,6 @@ def isoflop(fit: FitResult) -> Figure:
                        edgecolors="k", linewidths=0.6, zorder=4)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    plain_log_ticks(ax, "y")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("loss")
     ax.set_title(f"{fit.study}: isoFLOP curves, parabolas in ln N and their optima (stars)", fontsize=10)
@@ -165,7 +164,6 @@ def laws(fit: FitResult, C: float | None = None) -> Figure:
         if approach == "approach3":
             ax.set_title(f"{name} (Approach 3)", fontsize=9)
         _mark(ax, fit, approach, name, C)
-        plain_log_ticks(ax)
     return _lean(fig)
 
 

@@ -13,15 +13,24 @@ def _interval(ci) -> str:
     return f"[{sig(ci[0])}, {sig(ci[1])}]" if ci else "—"
 
 
+def backtest_interval(r: dict) -> tuple[list[float], bool, str]:
+    """A backtest point's 90 % interval, whether it covered the measurement, and which interval that is: the one
+    with extrapolation error, or run noise only where the fit had no extrapolation-error model (``ci90`` None)."""
+    if r.get("ci90"):
+        return r["ci90"], bool(r["covered"]), "with extrapolation error"
+    return r["ci90_noise"], bool(r["covered_noise"]), "run noise only"
+
+
 def backtest(fit: FitResult) -> list[list[str]]:
     """One row per backtest point: predicted with its 90 % interval, measured, relative error, covered yes/no."""
     rows = []
     for r in fit.backtest_points():
-        ci = r["ci90"] or r["ci90_noise"]
+        ci, covered, kind = backtest_interval(r)
         err = r.get("rel_error")
+        note = "" if kind == "with extrapolation error" else f" ({kind})"
         rows.append([f"{r['budget']:.3g}", r["approach"].replace("approach", "A"), r["quantity"],
-                     sig(r["predicted"]), _interval(ci), sig(r["actual"]),
-                     "—" if err is None else f"{100 * err:+.2f}", "yes" if r["covered"] else "no"])
+                     sig(r["predicted"]), _interval(ci) + note, sig(r["actual"]),
+                     "—" if err is None else f"{100 * err:+.2f}", "yes" if covered else "no"])
     return rows
 
 
