@@ -144,3 +144,22 @@ def test_numbers_are_finite_for_budgets_far_below_and_above(fit):
     for C in (1e15, 1e17, 1e25):
         a = what_if(fit, C)
         assert all(math.isfinite(a[k]["value"]) for k in ("N_opt", "D_opt", "loss", "FID"))
+
+
+def test_a_fit_without_isoflop_groups_answers_from_approach3(app):
+    """A Chinchilla-style N x D grid (every run its own budget): Approach 2 is skipped, the page still builds and
+    the what-if answers from Approach 3, with no FID."""
+    import numpy as np
+
+    from ditlaws.laws.document import fit_document
+    from ditlaws.laws.study import FitOptions
+    from ditlaws.laws.synthetic import nd_grid_table, paper_truth
+
+    table = nd_grid_table(paper_truth(), np.random.default_rng(0), np.geomspace(1e6, 1e8, 5),
+                          np.geomspace(1e9, 1e11, 5))
+    fit = load_fit(fit_document(table, FitOptions(n_boot=50, parametric_boot=30, holdout=1)))
+    assert fit.doc["approach2"]["status"] == "skipped"
+    a = what_if(fit, 1e20)
+    assert a["N_opt"]["source"] == "approach3 N_opt" and a["FID"] is None
+    assert a["N_opt"]["value"] == fit.predict(1e20)["approach3"]["N_opt"]["value"]
+    app.build_demo(fit, [])

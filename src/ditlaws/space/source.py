@@ -118,7 +118,7 @@ def from_environment(app_dir: Path, environ=os.environ) -> Source:
     if not repo:
         repo, revision = config.get("results_repo"), config.get("revision")
     if repo:
-        src = from_hub(repo, revision or None)
+        src = from_hub(repo, revision or None, environ.get("HF_ENDPOINT") or None)
         src.presets = src.presets or shipped
         return src
     path = Path(environ.get(ENV_FIT) or app_dir / "fit.json")
