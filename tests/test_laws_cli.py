@@ -42,25 +42,30 @@ def test_cli_writes_fit_json_and_report(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "At 1.5e+21 FLOPs, train a" in res.stdout
     fit = json.loads((out / "fit.json").read_text())
-    a2 = fit["approach2"]
+    assert fit["schema_version"] == 2
+    laws = fit["approach2"]["laws"]
     for name in ("N_opt", "D_opt", "L_opt", "FID"):
-        assert {"coef", "exponent", "ci90", "ci95", "r2"} <= a2[name].keys()
-        lo, hi = a2[name]["ci90"]["exponent"]
-        assert lo <= a2[name]["median"]["exponent"] <= hi
-    assert abs(a2["N_opt"]["exponent"] - 0.5681) < 0.03
-    assert len(a2["budgets"]) == 6 and all(b["used"] and b["flags"] == [] for b in a2["budgets"])
-    assert {"E", "A", "B", "alpha", "beta"} <= fit["approach3"].keys()
+        assert {"coef", "exponent", "summary", "r2", "draws", "error_model"} <= laws[name].keys()
+        lo, hi = laws[name]["summary"]["exponent"]["ci90"]
+        assert lo <= laws[name]["summary"]["exponent"]["median"] <= hi
+    assert abs(laws["N_opt"]["exponent"] - 0.5681) < 0.03
+    assert len(fit["approach2"]["budgets"]) == 6
+    assert all(b["used"] and b["flags"] == [] for b in fit["approach2"]["budgets"])
+    assert {"E", "A", "B", "alpha", "beta"} <= fit["approach3"]["params"].keys()
     (pred,) = fit["predictions"]
     assert pred["C"] == 1.5e21 and {"N_opt", "D_opt", "L_opt", "FID"} <= pred["approach2"].keys()
     assert abs(np.log(pred["approach2"]["N_opt"]["value"] / 958e6)) < 0.2
-    assert fit["backtest"] and {"predicted", "actual", "ci90", "covers"} <= fit["backtest"][0]["N_opt"].keys()
+    row = fit["backtest"][0]["quantities"]["N_opt"]
+    assert {"predicted", "actual", "ci90", "ci90_noise", "covered"} <= row.keys()
+    assert row["covered"] == (row["ci90"][0] <= row["actual"] <= row["ci90"][1])
     assert fit["inputs"][0]["fingerprint"] and fit["versions"]["numpy"]
     assert fit["studies"][0]["study"] == "crossattn"
     loss_diff = [d for d in fit["comparison"]["differences"] if d["law"] == "L_opt"][0]
     assert loss_diff["significant_95"] and abs(loss_diff["difference"] - 0.011) < 0.002
     assert abs(fit["ood"]["slope"] - 1.1) < 1e-6
     report = (out / "report.md").read_text()
-    for png in ("fig1_isoflop.png", "fig3_loss_fid.png", "fig4_ood.png", "fig5_compare.png"):
+    assert report.startswith("# Scaling laws — incontext")
+    for png in ("fig1_isoflop.png", "fig2_backtest.png", "fig3_loss_fid.png", "fig4_ood.png", "fig5_compare.png"):
         assert f"]({png})" in report and (out / png).stat().st_size > 10_000
 
 
@@ -78,4 +83,4 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     few = few.select(~((few.budget == 3e17) & (few.N > 1e6)))
     res = _run("--runs", _write_csv(tmp_path / "few.csv", few), "--out", tmp_path / "o", "--no-parametric")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
-    assert "1 budget(s) passing" in res.stderr and "too_few_points" in res.stderr
+    assert "1 of 2 budget group(s) pass" in res.stderr and "too_few_points" in res.stderr

@@ -56,7 +56,7 @@ EXPECTED = {  # config: [(window, bound on median |dlog10 N|, bound on |d expone
 
 @pytest.mark.parametrize("config", sorted(EXPECTED))
 def test_approach2_lands_near_the_authors_optima(config):
-    points = _by_config(_rows("porian2024_isoflop_points_subset.csv"))[config]
+    points = _by_config(_rows("porian2024_isoflop_points.csv"))[config]
     authors = {float(r["flops"]): float(r["n_star"])
                for r in _by_config(_rows("porian2024_isoflop_optima.csv"))[config] if r["n_star"]}
     authors_law = fit_power_law(list(authors), list(authors.values()))
@@ -68,3 +68,43 @@ def test_approach2_lands_near_the_authors_optima(config):
         assert np.median(np.abs(dlog)) < max_median, (window, np.median(np.abs(dlog)))
         ours = fit_power_law([f.C for f in used], [f.N_opt for f in used])
         assert abs(ours.exponent - authors_law.exponent) < max_exponent, (window, ours.exponent)
+
+
+def backtest_coverage(window):
+    """Leave-largest-budget-out on every configuration: per law, how often the actual optimum of the held-out
+    budget lies inside the predicted 90 % interval (with extrapolation error; noise-only; and the interval for a
+    measured optimum), and the intervals' median width (hi/lo)."""
+    from ditlaws.laws.document import fit_document
+    from ditlaws.laws.study import FitOptions
+
+    out = defaultdict(list)
+    for _, rows in sorted(_by_config(_rows("porian2024_isoflop_points.csv")).items()):
+        doc = fit_document(_points_table(rows), FitOptions(n_boot=300, parametric=False, holdout=1, window=window))
+        (bt,) = [b for b in doc["backtest"] if b["approach"] == "approach2"]
+        for name, q in bt["quantities"].items():
+            for key in {name, "L_opt (headline)" if q.get("headline") else name}:
+                out[key].append((q["covered"], q["covered_noise"], q["covered_measured"],
+                                 q["ci90"][1] / q["ci90"][0] if q["ci90"] else np.inf, abs(q["rel_error"])))
+    return {k: {"covered": float(np.mean([r[0] for r in v])), "covered_noise": float(np.mean([r[1] for r in v])),
+                "covered_measured": float(np.mean([r[2] for r in v])), "n": len(v),
+                "median_width": float(np.median([r[3] for r in v])),
+                "median_abs_error": float(np.median([r[4] for r in v]))} for k, v in out.items()}
+
+
+@pytest.mark.slow
+def test_backtest_coverage_one_budget_ahead_on_all_15_configurations():
+    """The numbers quoted in the README (run with -s to print them)."""
+    for window in (3.0, None):
+        stats = backtest_coverage(window)
+        for name in ("N_opt", "L_opt", "L_opt_floor", "L_opt (headline)"):
+            s = stats[name]
+            half = 100 * (np.sqrt(s["median_width"]) - 1)
+            print(f"window {window}: {name}: covered {s['covered']:.2f} of {s['n']} (noise-only "
+                  f"{s['covered_noise']:.2f}, measured {s['covered_measured']:.2f}), median width "
+                  f"x{s['median_width']:.3f} (±{half:.1f} %), median |error| {100 * s['median_abs_error']:.2f} %")
+        head, n = stats["L_opt (headline)"], stats["N_opt"]
+        assert head["n"] == 15 and head["covered"] >= 0.85
+        assert n["covered_measured"] >= 0.85
+        assert n["covered"] > n["covered_noise"] and head["covered"] > head["covered_noise"]
+        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±4 %, N_opt within a factor 1.3
+            assert np.sqrt(head["median_width"]) < 1.04 and n["median_width"] < 1.3

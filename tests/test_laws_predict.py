@@ -8,6 +8,7 @@ import pytest
 from ditlaws.errors import UserError
 from ditlaws.laws import forms
 from ditlaws.laws.document import fit_document
+from ditlaws.laws.extrapolation import phi
 from ditlaws.laws.predict import SCHEMA_VERSION, load_fit
 from ditlaws.laws.study import FitOptions
 from ditlaws.laws.synthetic import PAPER_LAWS, isoflop_table, paper_truth
@@ -24,7 +25,11 @@ def _law(point, s=0.1, draws=None, transform="identity"):
     return {"form": "power", "quantity": "N_opt", "transform": transform,
             "params": dict(zip(forms.POWER_PARAMS, point)),
             "draws": forms.encode_draws(draws, forms.POWER_PARAMS), "C_max": 1e18,
-            "error_model": {"status": "ok", "s": s, "dof": 4, "q90": 2.0, "q95": 3.0}}
+            "error_model": {"status": "ok", "s": s, "s_grid": [s], "weights": [1.0], "design_lnC": DESIGN}}
+
+
+DESIGN = [float(np.log(c)) for c in (1e16, 1e17, 1e18)]
+Z90, Z95 = 1.6448536269514722, 1.959963984540054
 
 
 def _doc(laws):
@@ -39,25 +44,27 @@ def test_intervals_follow_the_documented_arithmetic():
     p = fit.predict(1e20)["approach2"]["N_opt"]
     value = 2.0 * 1e20**0.5
     assert p["value"] == pytest.approx(value, rel=1e-12)
-    # All draws equal the point: no noise, so the interval is the extrapolation term alone: q·s·h each side.
-    h = np.log(1e20 / 1e18)
+    # All draws equal the point (no noise) and the posterior of s is a point mass: each side is z·s·|phi|.
+    f = abs(float(phi(DESIGN, np.log(1e20))))
     assert p["ci90_noise"] == pytest.approx([value, value], rel=1e-6)
-    assert p["ci90"] == pytest.approx([value * np.exp(-2.0 * 0.1 * h), value * np.exp(2.0 * 0.1 * h)], rel=1e-6)
-    assert p["ci95"] == pytest.approx([value * np.exp(-3.0 * 0.1 * h), value * np.exp(3.0 * 0.1 * h)], rel=1e-6)
-    inside = fit.predict(1e17)["approach2"]["N_opt"]  # within the fitted range: no extrapolation term
-    assert inside["ci90"] == pytest.approx(inside["ci90_noise"])
+    assert p["ci90"] == pytest.approx([value * np.exp(-Z90 * 0.1 * f), value * np.exp(Z90 * 0.1 * f)], rel=1e-6)
+    assert p["ci95"] == pytest.approx([value * np.exp(-Z95 * 0.1 * f), value * np.exp(Z95 * 0.1 * f)], rel=1e-6)
     assert fit.predict(1e21)["warnings"] and not fit.predict(1e19)["warnings"]  # beyond 100x the largest budget
+    none = _law(point)
+    none["error_model"] = {"status": "none", "note": "too few budgets"}
+    q = load_fit(_doc({"N_opt": none})).predict(1e20)["approach2"]["N_opt"]
+    assert q["ci90"] is None and "too few budgets" in q["notes"][0]
 
 
-def test_noise_and_extrapolation_add_in_quadrature_in_log_space():
+def test_noise_and_misfit_add_in_quadrature_in_log_space():
     rng = np.random.default_rng(0)
     point = np.array([0.0, 0.3])
     draws = point + np.stack([0.05 * rng.standard_normal(4000), np.zeros(4000)], 1)
     p = load_fit(_doc({"N_opt": _law(point, s=0.2, draws=draws)})).predict(1e19)["approach2"]["N_opt"]
     lp = np.log(p["value"])
-    spread = 2.0 * 0.2 * np.log(10)
-    assert np.log(p["ci90"][1]) - lp == pytest.approx(np.hypot(np.log(p["ci90_noise"][1]) - lp, spread), rel=1e-9)
-    assert lp - np.log(p["ci90"][0]) == pytest.approx(np.hypot(lp - np.log(p["ci90_noise"][0]), spread), rel=1e-9)
+    spread = Z90 * 0.2 * abs(float(phi(DESIGN, np.log(1e19))))
+    assert np.log(p["ci90"][1]) - lp == pytest.approx(np.hypot(np.log(p["ci90_noise"][1]) - lp, spread), rel=1e-6)
+    assert lp - np.log(p["ci90"][0]) == pytest.approx(np.hypot(lp - np.log(p["ci90_noise"][0]), spread), rel=1e-6)
 
 
 def test_higher_is_better_metrics_come_back_in_their_units():
@@ -98,7 +105,7 @@ def test_accessors_for_the_space(doc):
     rows = fit.backtest_points()
     assert {r["quantity"] for r in rows} >= {"N_opt", "L_opt"} and {r["approach"] for r in rows} == \
         {"approach2", "approach3"}
-    assert all(r["covered"] == (r["ci90"][0] <= r["actual"] <= r["ci90"][1]) for r in rows)
+    assert all(r["covered"] == (r["ci90"] is not None and r["ci90"][0] <= r["actual"] <= r["ci90"][1]) for r in rows)
     runs = fit.runs_vs_approach3()
     assert len(runs) == 84 and abs(runs[0]["predicted"] / runs[0]["loss"] - 1) < 0.01
     (row,) = fit.exponents()

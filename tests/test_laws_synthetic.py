@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
+from ditlaws.laws.document import fit_document
 from ditlaws.laws.parametric import ParametricLoss, fit_parametric
-from ditlaws.laws.study import FitOptions, fit_study, predictions
+from ditlaws.laws.study import FitOptions, fit_study
 from ditlaws.laws.synthetic import PAPER_LAWS, isoflop_table, paper_truth
 
 TRUE_A, TRUE_B, TRUE_C = 0.5681, 0.4319, -0.0273
@@ -25,11 +26,12 @@ def test_recovers_exponents_at_low_noise():
     fit = fit_study(isoflop_table(paper_truth(), np.random.default_rng(0), noise_rel=3e-4),
                     FitOptions(n_boot=200, parametric=False), np.random.default_rng(1))
     assert len(fit.used) == 6
-    assert fit.laws["N_opt"].exponent == pytest.approx(TRUE_A, abs=0.02)
-    assert fit.laws["D_opt"].exponent == pytest.approx(TRUE_B, abs=0.02)
-    assert fit.laws["L_opt"].exponent == pytest.approx(TRUE_C, abs=0.001)
+    exponent = {name: law.params[1] for name, law in fit.laws.items()}
+    assert exponent["N_opt"] == pytest.approx(TRUE_A, abs=0.02)
+    assert exponent["D_opt"] == pytest.approx(TRUE_B, abs=0.02)
+    assert exponent["L_opt"] == pytest.approx(TRUE_C, abs=0.001)
     # N_opt and D_opt exponents add to one because D_opt = C / (6 N_opt) on an exact 6ND grid.
-    assert fit.laws["N_opt"].exponent + fit.laws["D_opt"].exponent == pytest.approx(1.0, abs=1e-9)
+    assert exponent["N_opt"] + exponent["D_opt"] == pytest.approx(1.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("method", ["noise", "resample"])
@@ -42,7 +44,7 @@ def test_90pct_intervals_cover_the_truth(method):
                         np.random.default_rng(10_000 + seed))
         row = []
         for name, true in (("N_opt", TRUE_A), ("D_opt", TRUE_B), ("L_opt", TRUE_C)):
-            lo, hi = np.nanpercentile(fit.law_draws[name][1], [5, 95])
+            lo, hi = np.nanpercentile(fit.laws[name].draws[:, 1], [5, 95])
             row.append(lo <= true <= hi)
         hits.append(row)
     coverage = np.mean(hits, axis=0)
@@ -71,21 +73,22 @@ def test_parametric_fit_recovers_known_parameters():
 
 
 def test_predictions_of_both_approaches_agree_with_truth():
-    fit = fit_study(isoflop_table(paper_truth(), np.random.default_rng(3), noise_rel=3e-4),
-                    FitOptions(n_boot=200, parametric_boot=20), np.random.default_rng(4))
-    (p,) = predictions(fit, [1.5e21])
+    doc = fit_document(isoflop_table(paper_truth(), np.random.default_rng(3), noise_rel=3e-4),
+                       FitOptions(n_boot=200, parametric_boot=20, holdout=0), targets=[1.5e21], seed=4)
+    (p,) = doc["predictions"]
     true_N, true_D, true_L = paper_truth().optimal(1.5e21)
     for approach in ("approach2", "approach3"):
         q = p[approach]
         assert q["N_opt"]["value"] == pytest.approx(true_N, rel=0.15)
         assert q["D_opt"]["value"] == pytest.approx(true_D, rel=0.15)
         assert q["L_opt"]["value"] == pytest.approx(true_L, rel=1e-3)
-        assert q["N_opt"]["ci90"][0] < q["N_opt"]["median"] < q["N_opt"]["ci90"][1]
-        assert q["N_opt"]["ci95"][0] <= q["N_opt"]["ci90"][0]
+        assert q["N_opt"]["ci90_noise"][0] < q["N_opt"]["median"] < q["N_opt"]["ci90_noise"][1]
+        assert q["N_opt"]["ci95_noise"][0] <= q["N_opt"]["ci90_noise"][0]
+        assert q["N_opt"]["ci90"][0] <= q["N_opt"]["ci90_noise"][0]  # extrapolation error only widens
 
 
 def test_bootstrap_is_seeded():
     table = isoflop_table(paper_truth(), np.random.default_rng(0), noise_rel=1e-3)
     a = fit_study(table, FitOptions(n_boot=100, parametric=False), np.random.default_rng(7))
     b = fit_study(table, FitOptions(n_boot=100, parametric=False), np.random.default_rng(7))
-    np.testing.assert_array_equal(a.law_draws["N_opt"][1], b.law_draws["N_opt"][1])
+    np.testing.assert_array_equal(a.laws["N_opt"].draws, b.laws["N_opt"].draws)

@@ -18,7 +18,8 @@ table = isoflop_table(paper_truth(), np.random.default_rng(0), noise_rel=3e-4, f
                       study="paper-truth")
 rows = ["budget,N,D,loss,fid,study"] + [
     f"{float(b)!r},{float(n)!r},{float(d)!r},{float(loss)!r},{float(fid)!r},{s}"
-    for b, n, d, loss, fid, s in zip(table.budget, table.N, table.D, table.loss, table.fid, table.study)
+    for b, n, d, loss, fid, s in zip(table.nominal.tolist(), table.N.tolist(), table.D.tolist(), table.loss.tolist(),
+                                     table.fid.tolist(), table.study)
 ]
 (out / "runs.csv").write_text("\n".join(rows) + "\n")
 subprocess.run([sys.executable, "fit_laws.py", "--runs", str(out / "runs.csv"), "--out", str(out),

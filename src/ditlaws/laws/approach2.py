@@ -15,7 +15,7 @@ import numpy as np
 
 from ditlaws.laws import forms
 from ditlaws.laws.bootstrap import OptimaDraws, summarize
-from ditlaws.laws.extrapolation import ErrorModel, Pair, estimate, log_var
+from ditlaws.laws.extrapolation import ErrorModel, Pair, estimate, log_var, phi
 from ditlaws.laws.isoflop import BudgetFit
 from ditlaws.laws.metrics import BY_LAW
 from ditlaws.laws.powerlaw import FLOOR_MIN_POINTS, fit_floor, fit_power_law, floor_flags, power_draws
@@ -80,7 +80,7 @@ def _draw_params(form: str, C: np.ndarray, y: np.ndarray) -> np.ndarray:
     return power_draws(C, y) if form == "power" else fit_floor(C, y)
 
 
-MIN_TRAIN = {"power": 2, "floor": FLOOR_MIN_POINTS}
+MIN_TRAIN = {"power": 3, "floor": FLOOR_MIN_POINTS}  # fewest budgets of a nested refit
 
 
 def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, min_train: int | None = None,
@@ -93,13 +93,14 @@ def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, m
         params, _ = _point_params(form, C[:k], y[:k])
         pdraws = _draw_params(form, C[:k], sub[:, :k])
         later = C[k:]
+        basis = phi(np.log(C[:k]), np.log(later))
         pred = forms.evaluate(form, params, later)
         pred_draws = forms.evaluate(form, pdraws, later)
         for j in range(len(later)):
             v = log_var(pred_draws[:, j]) + log_var(sub[:, k + j])
             with np.errstate(divide="ignore", invalid="ignore"):
                 e = float(np.log(y[k + j]) - np.log(pred[j]))
-            pairs.append(Pair(origin_C=float(C[k - 1]), C=float(later[j]), error=e, var_noise=v))
+            pairs.append(Pair(origin_C=float(C[k - 1]), C=float(later[j]), error=e, var_noise=v, phi=float(basis[j])))
     return pairs
 
 
@@ -113,7 +114,7 @@ def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y
     draws = forms.quantize(_draw_params(form, C, y_draws))
     law = LawFit(name, form, quantity, params, draws, C, y, r2)
     needs = f"a nested backtest needs at least {MIN_TRAIN[form] + 1} budgets with {quantity}"
-    law.error_model = estimate(nested_pairs(form, C, y, y_draws), law.C_max, needs=needs)
+    law.error_model = estimate(nested_pairs(form, C, y, y_draws), C, needs=needs)
     if form == "floor":
         law.flags = floor_flags(params)
     return law

@@ -19,7 +19,7 @@ import numpy as np
 
 from ditlaws.laws import forms
 from ditlaws.laws.bootstrap import summarize
-from ditlaws.laws.extrapolation import ErrorModel, Pair, estimate, log_var
+from ditlaws.laws.extrapolation import ErrorModel, Pair, estimate, log_var, phi
 from ditlaws.laws.parametric import ParametricLoss, Problem, fit_parametric, residuals
 from ditlaws.laws.refit import refit, resample_weights
 from ditlaws.laws.table import RunTable
@@ -141,7 +141,6 @@ def error_models(theta: np.ndarray, p: Problem, table: RunTable, train: np.ndarr
     """Error models of N_opt, D_opt and L_opt from nested refits on the training runs (see the module doc)."""
     labels = table.budget
     cuts = [c for c in origins(labels, train) if (train & (labels <= c)).sum() >= MIN_RUNS]
-    C_ref = float(table.C[train].max())
     pairs = {q: [] for q in QUANTITIES}
     run_pairs = []
     if cuts:
@@ -158,6 +157,7 @@ def error_models(theta: np.ndarray, p: Problem, table: RunTable, train: np.ndarr
             if not np.all(np.isfinite(point)):
                 continue
             origin_C = float(table.C[mask].max())
+            design = np.log(np.unique(labels[mask]))
             if reference is not None:
                 later = reference.C > origin_C * (1 + 1e-9)
                 for j in np.flatnonzero(later):
@@ -167,18 +167,20 @@ def error_models(theta: np.ndarray, p: Problem, table: RunTable, train: np.ndarr
                         actual = reference.point[q][j]
                         v = log_var(pred_draws[q][:, 0]) + log_var(reference.draws[q][:, j])
                         pairs[q].append(Pair(origin_C, float(reference.C[j]),
-                                             float(np.log(actual) - np.log(pred[q][0])), v))
-            run_pairs += _run_pairs(point, boot, p, table, train & ~mask, origin_C)
+                                             float(np.log(actual) - np.log(pred[q][0])), v,
+                                             float(phi(design, np.log(reference.C[j])))))
+            run_pairs += _run_pairs(point, boot, p, table, train & ~mask, origin_C, design)
     if not pairs["L_opt"]:
         pairs["L_opt"] = run_pairs
     needs = {"N_opt": "needs Approach 2's optima at budgets beyond a nested fit (isoFLOP groups)",
              "D_opt": "needs Approach 2's optima at budgets beyond a nested fit (isoFLOP groups)",
              "L_opt": "needs at least 3 compute groups with 6 runs below the largest"}
-    return {q: estimate(pairs[q], C_ref, needs=needs[q]) for q in QUANTITIES}
+    design_C = np.unique(labels[train])
+    return {q: estimate(pairs[q], design_C, needs=needs[q]) for q in QUANTITIES}
 
 
 def _run_pairs(point: np.ndarray, boot: np.ndarray, p: Problem, table: RunTable, later: np.ndarray,
-               origin_C: float) -> list[Pair]:
+               origin_C: float, design: np.ndarray) -> list[Pair]:
     """Loss errors of the runs beyond an origin, averaged in up to 4 consecutive compute bins."""
     idx = np.flatnonzero(later & (table.C > origin_C))
     if not len(idx):
@@ -192,5 +194,5 @@ def _run_pairs(point: np.ndarray, boot: np.ndarray, p: Problem, table: RunTable,
         e = float(np.mean(p.lnL[idx[chunk]] - pred[chunk]))
         v = float(np.nanvar(np.nanmean(pred_draws[:, chunk], axis=1), ddof=1)) + sigma2 / len(chunk)
         C_bin = float(np.exp(np.mean(np.log(table.C[idx[chunk]]))))
-        out.append(Pair(origin_C, C_bin, e, v))
+        out.append(Pair(origin_C, C_bin, e, v, float(phi(design, np.log(C_bin)))))
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ditlaws.laws import forms
-from ditlaws.laws.approach2 import fit_law
+from ditlaws.laws.approach2 import choose_loss_headline, fit_law
 from ditlaws.laws.approach3 import Reference, bootstrap, error_models
 from ditlaws.laws.bootstrap import summarize
 from ditlaws.laws.metrics import BY_LAW
@@ -32,7 +32,21 @@ def _row(q: dict, actual: float, actual_draws: np.ndarray, one_minus: bool) -> d
     s = summarize(1 - actual_draws if one_minus else actual_draws)
     return {"predicted": q["value"], "median": q["median"], "ci90_noise": ci_noise, "ci90": ci, "actual": actual,
             "actual_ci90": s["ci90"], "rel_error": q["value"] / actual - 1 if actual else None,
-            "covered": inside(ci), "covered_noise": inside(ci_noise), "notes": q["notes"]}
+            "covered": inside(ci), "covered_noise": inside(ci_noise),
+            "ci90_measured": (measured := _measured(q["value"], ci, actual, s["ci90"])),
+            "covered_measured": inside(measured), "notes": q["notes"]}
+
+
+def _measured(value: float, ci, actual: float, actual_ci) -> list[float] | None:
+    """The predicted interval for a measurement of the optimum: ``ci`` (for the optimum itself) widened in log space,
+    side by side and in quadrature, by the measured optimum's own bootstrap spread (``actual_ci`` about ``actual``).
+    A held-out optimum is estimated from that budget's runs, so it carries this noise on top of the law's error."""
+    if ci is None or actual_ci[0] is None or not actual or value <= 0:
+        return None
+    lv = np.log(value)
+    up = np.hypot(np.log(ci[1]) - lv, max(np.log(actual_ci[1] / actual), 0.0))
+    down = np.hypot(lv - np.log(ci[0]), max(np.log(actual / actual_ci[0]), 0.0))
+    return [float(np.exp(lv - down)), float(np.exp(lv + up))]
 
 
 def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -> list[dict]:
@@ -45,12 +59,14 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
         train, held = sf.used[:-k], sf.used[-k:]
         if len(train) < max(sf.options.min_budgets - 1, 2):
             break
-        laws = {}
+        fitted = {}
         for name, full in sf.laws.items():
             law = fit_law(name, full.form, full.quantity, sf.C[train], point[full.quantity][train],
                           sf.optima.of(full.quantity)[:, train])
             if law is not None:
-                laws[name] = law.as_dict()
+                fitted[name] = law
+        laws = {name: law.as_dict() for name, law in fitted.items()}
+        headline = choose_loss_headline(fitted).get("headline")
         a3 = _approach3_block(sf, train, rng) if sf.a3.status == "fitted" else None
         for b in held:
             C = sf.fits[b].C
@@ -65,6 +81,8 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
                     continue
                 rows[name] = _row(q, float(1 - actual if one_minus else actual), sf.optima.of(law["quantity"])[:, b],
                                   one_minus)
+                if name in ("L_opt", "L_opt_floor"):
+                    rows[name]["headline"] = name == headline
             out.append({**base, "approach": "approach2", "quantities": rows})
             if a3 is not None:
                 rows = {q: _row(pick(law_summary(a3["laws"][q], [C], a3), 0), float(point[q][b]),

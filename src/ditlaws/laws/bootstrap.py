@@ -103,7 +103,8 @@ class OptimaDraws:
 
     def of(self, name: str) -> np.ndarray:
         """Draws [R, B] of a quantity in its own units (NaN where the resample had no valid optimum)."""
-        values = {"N_opt": np.exp(self.x_opt), "D_opt": np.exp(self.lnD_opt), "L_opt": self.L_opt}.get(name)
+        with np.errstate(over="ignore"):  # a resample's vertex far outside (invalid anyway) can overflow
+            values = {"N_opt": np.exp(self.x_opt), "D_opt": np.exp(self.lnD_opt), "L_opt": self.L_opt}.get(name)
         if values is None:
             values = self.metrics[name]
         return np.where(self.valid, values, np.nan)

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ditlaws.laws import forms
 from ditlaws.laws.backtest import backtest
+from ditlaws.laws.bootstrap import summarize
+from ditlaws.laws.metrics import BY_LAW
+from ditlaws.laws.powerlaw import fit_lines, fit_power_law
 from ditlaws.laws.predict import SCHEMA_VERSION, FitResult
 from ditlaws.laws.study import StudyFit
 from ditlaws.versions import versions
@@ -42,11 +46,8 @@ def _finite(v):
 def budget_entry(sf: StudyFit, i: int) -> dict:
     f = sf.fits[i]
     has = np.isfinite(f.x_opt)
-    metrics = {}
-    for law, y in f.metric_opt.items():
-        from ditlaws.laws.metrics import BY_LAW
-
-        metrics[law] = BY_LAW[law].to_fitted(y)  # back to the metric's own units (1 - (1 - accuracy))
+    # back to each metric's own units: to_fitted is its own inverse (1 - (1 - accuracy))
+    metrics = {law: BY_LAW[law].to_fitted(y) for law, y in f.metric_opt.items()}
     return {"budget": f.budget, "C": f.C, "n_points": f.n_points, "used": f.used, "flags": f.flags,
             "messages": f.messages, "outliers": f.outliers, "N_opt": f.N_opt if has else None,
             "D_opt": f.D_opt if has else None, "L_opt": _finite(f.L_opt), "metrics": metrics,
@@ -81,10 +82,6 @@ def loss_to_fid_block(sf: StudyFit) -> dict | None:
     """The paper's Fig. 3 pairing FID = k·L^p over the budgets' optima that have both (with bootstrap draws)."""
     if sf.a2_status != "fitted" or "FID" not in sf.laws:
         return None
-    from ditlaws.laws import forms
-    from ditlaws.laws.bootstrap import summarize
-    from ditlaws.laws.powerlaw import fit_power_law
-
     point = sf.point_optima()
     L, F = point["L_opt"][sf.used], point["FID"][sf.used]
     ok = np.isfinite(L) & np.isfinite(F) & (F > 0)
@@ -102,8 +99,6 @@ def loss_to_fid_block(sf: StudyFit) -> dict | None:
 
 def power_draws_over(sf: StudyFit, ok: np.ndarray) -> np.ndarray:
     """Per resample: FID against L_opt over the used budgets, as a line in log-log."""
-    from ditlaws.laws.powerlaw import fit_lines
-
     L = sf.optima.of("L_opt")[:, sf.used][:, ok]
     F = sf.optima.of("FID")[:, sf.used][:, ok]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -36,7 +36,7 @@ def _grid(fit: FitResult) -> np.ndarray:
 
 
 def law_panel(ax, fit: FitResult, name: str, approach: str = "approach2", color: str = "C0", prefix: str = "",
-              points: bool = True) -> None:
+              points: bool = True, band_labels: bool = True) -> None:
     """A law with its noise-only band, its band with extrapolation error, its fitted points and predictions."""
     grid = _grid(fit)
     q = fit.law_curve(name, grid, approach)
@@ -45,9 +45,9 @@ def law_panel(ax, fit: FitResult, name: str, approach: str = "approach2", color:
     ax.plot(grid, q["value"], color=color, label=label)
     if q["ci90"] is not None:
         ax.fill_between(grid, q["ci90"][:, 0], q["ci90"][:, 1], color=color, alpha=0.12, lw=0,
-                        label=f"{prefix}90 % with extrapolation error")
+                        label="90 % with extrapolation error" if band_labels else None)
     ax.fill_between(grid, q["ci90_noise"][:, 0], q["ci90_noise"][:, 1], color=color, alpha=0.3, lw=0,
-                    label=f"{prefix}90 % run noise")
+                    label="90 % run noise" if band_labels else None)
     if points and q["points"]["C"]:
         ax.scatter(q["points"]["C"], q["points"]["value"], color=color, zorder=3, s=22, edgecolors="k",
                    linewidths=0.5, label=f"{prefix}budget optima")
@@ -65,7 +65,8 @@ def law_panel(ax, fit: FitResult, name: str, approach: str = "approach2", color:
     ax.set_xlabel("compute C (FLOPs)")
     ax.set_ylabel(law.get("label", name))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=6.5, loc="upper left" if law["quantity"] in ("N_opt", "D_opt") else "upper right")
+    plain_log_ticks(ax)
 
 
 def _formula(law: dict) -> str:
@@ -96,7 +97,7 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
     axes[0].set_ylabel("loss")
     axes[0].set_title(f"isoFLOP curves — {fit.study}")
     if len(curves) <= 20:
-        axes[0].legend(fontsize=7, title="budget (FLOPs)", title_fontsize=7)
+        axes[0].legend(fontsize=7, title="budget (FLOPs)", title_fontsize=7, loc="upper right")
     axes[0].grid(True, which="both", alpha=0.3)
     plain_log_ticks(axes[0])
     for ax, name in zip(axes[1:], ("N_opt", "D_opt")):
@@ -104,7 +105,7 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
             law_panel(ax, fit, name)
         elif name in fit.laws("approach3"):
             law_panel(ax, fit, name, "approach3", color="C2", points=False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -124,14 +125,14 @@ def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
             star = " [headline]" if head == [approach, name] else ""
             tag = {"L_opt": "pure: ", "L_opt_floor": "floor: "}[name] if approach == "approach2" else "A3: "
             law_panel(ax, fit, name, approach, color=f"C{i}", prefix=tag.replace(": ", f"{star}: "),
-                      points=approach == "approach2" and name == "L_opt")
+                      points=approach == "approach2" and name == "L_opt", band_labels=i == 0)
     ax.set_ylabel("loss at the optimum")
     plain_log_ticks(ax)
     for ax, name in zip(axes[0][1:], metric_names):
         law_panel(ax, fit, name, color="C3")
         if fit.laws()[name]["transform"] == "one_minus":
             ax.set_yscale("linear")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -163,7 +164,7 @@ def backtest_figure(fit: FitResult, path: Path) -> Path | None:
         if name == "L_opt":
             plain_log_ticks(ax, "x")
             plain_log_ticks(ax, "y")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -180,9 +181,9 @@ def ood_figure(ood: dict, path: Path) -> Path:
     fig.colorbar(sc, label="log10 budget")
     ax.set_xlabel("in-domain validation loss")
     ax.set_ylabel("out-of-domain validation loss")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -197,10 +198,10 @@ def compare_figure(fit: FitResult, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.4), squeeze=False)
     for ax, name in zip(axes[0], names):
         for i, sub in enumerate(subs):
-            law_panel(ax, sub, name, color=f"C{i}", prefix=f"{sub.study}: ")
+            law_panel(ax, sub, name, color=f"C{i}", prefix=f"{sub.study}: ", band_labels=i == 0)
         if name == "L_opt":
             plain_log_ticks(ax)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -13,10 +13,11 @@ model (learned from nested backtests inside the data, see ``ditlaws.laws.extrapo
 
 * ``value``: the law with the point parameters (what the report prints); ``median``: the median over draws;
 * ``ci90_noise`` / ``ci95_noise``: percentiles of the draws (run noise only);
-* ``ci90`` / ``ci95``: widened by the extrapolation error: in log space each side becomes
-  sqrt(side_noise² + (q·s·h)²), h = max(0, ln(C / C_max)), C_max the largest budget the law was fitted on, s the
-  error per unit of log-distance and q a Student-t quantile with the model's degrees of freedom. None when the data
-  allowed no nested backtest. Both always contain ``value``.
+* ``ci90`` / ``ci95``: with the extrapolation error: in log space each side is the quantile of
+  Normal(0, sigma² + s²·phi(ln C)²), sigma the side's noise (side / z), phi the curvature basis of the budgets the
+  law was fitted on, mixed over the error model's posterior of s (``extrapolation.side_quantile``). None when the
+  data allowed no nested backtest. Both always contain ``value``;
+* ``h``: ln(C / C_max) when C lies beyond the largest budget the law was fitted on (else 0).
 
 Metrics where higher is better (``transform: one_minus``, e.g. accuracy, fitted as 1 - accuracy) are returned in
 their own units with the interval flipped accordingly. Nothing here refits or draws random numbers, so the numbers
@@ -32,6 +33,7 @@ import numpy as np
 
 from ditlaws.errors import UserError
 from ditlaws.laws import forms, parabola
+from ditlaws.laws.extrapolation import phi, side_quantile
 
 SCHEMA_VERSION = 2
 FAR_FACTOR = 100.0  # warn beyond this multiple of the largest fitted budget
@@ -148,10 +150,19 @@ class FitResult:
         a3 = self.doc.get("approach3") or {}
         if a3.get("status") == "fitted":
             floors.append(("Approach 3's E", a3["params"]["E"]))
+        if head == ["approach2", "L_opt"]:
+            others = [(n, out[a]["L_opt" if a == "approach3" else "L_opt_floor"]["value"]) for a, n in
+                      (("approach2", "the floor law's"), ("approach3", "Approach 3's")) if
+                      ("L_opt_floor" if a == "approach2" else "L_opt") in out[a]]
+            advice = "; ".join(f"{n} L_opt = {v:.4g}" for n, v in others if v is not None)
+            advice = f"read it as unreachable: {advice} is the safer estimate" if advice else \
+                "read it as unreachable"
+        else:
+            advice = "prefer the headline law"
         for what, E in floors:
             if E is not None and pure["value"] < E:
                 note = (f"the pure power law's loss {pure['value']:.4g} lies below {what} = {E:.4g}, which no "
-                        f"model can reach; prefer the headline law")
+                        f"model can reach; {advice}")
                 pure["notes"].append(note)
                 out["warnings"].append(f"L_opt (pure power law): {note}")
 
@@ -272,12 +283,20 @@ def _percentiles(draws: np.ndarray) -> dict:
             "n_draws": ok.sum(axis=0)}
 
 
-def _widen(point, lo, hi, spread) -> tuple[np.ndarray, np.ndarray]:
-    """Each side of a positive interval widened in log space by ``spread`` (added in quadrature)."""
+Z_SIDE = {"90": 1.6448536269514722, "95": 1.959963984540054}  # standard normal quantiles of one side
+
+
+def _widen(point, lo, hi, basis, em: dict, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """The predictive interval: each side's noise sigma (from the noise-only interval) combined with the misfit
+    s·basis, integrated over the error model's posterior of s (``extrapolation.side_quantile``)."""
     lp = np.log(point)
-    d_lo = np.maximum(lp - np.log(lo), 0.0)
-    d_hi = np.maximum(np.log(hi) - lp, 0.0)
-    return np.exp(lp - np.hypot(d_lo, spread)), np.exp(lp + np.hypot(d_hi, spread))
+    z = Z_SIDE[level]
+    p = 0.5 + float(level) / 200
+    sig_lo = np.maximum(lp - np.log(lo), 0.0) / z
+    sig_hi = np.maximum(np.log(hi) - lp, 0.0) / z
+    d_lo = side_quantile(sig_lo, basis, em["s_grid"], em["weights"], p)
+    d_hi = side_quantile(sig_hi, basis, em["s_grid"], em["weights"], p)
+    return np.exp(lp - d_lo), np.exp(lp + d_hi)
 
 
 def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> dict:
@@ -287,16 +306,15 @@ def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> 
     out["value"] = np.asarray(point, dtype=float)
     em = law.get("error_model") or {"status": "none"}
     c_max = law.get("C_max") or float(np.max(C))
-    h = np.maximum(np.log(C / c_max), 0.0)
-    out["h"] = h
+    out["h"] = np.maximum(np.log(C / c_max), 0.0)
+    basis = np.abs(phi(em["design_lnC"], np.log(C))) if em.get("status") == "ok" else None
     notes = []
     for level in ("90", "95"):
         lo, hi = out[f"ci{level}_noise"][..., 0], out[f"ci{level}_noise"][..., 1]
         if em.get("status") == "ok":
-            spread = em[f"q{level}"] * em["s"] * h
             with np.errstate(all="ignore"):
                 lo_w, hi_w = _widen(out["value"], np.where(np.isfinite(lo), lo, out["value"]),
-                                    np.where(np.isfinite(hi), hi, out["value"]), spread)
+                                    np.where(np.isfinite(hi), hi, out["value"]), basis, em, level)
             out[f"ci{level}"] = np.stack([lo_w, hi_w], -1)
         else:
             out[f"ci{level}"] = None

@@ -82,11 +82,11 @@ def section_approach2(doc: dict, figures: dict) -> list[str]:
     if a2["status"] != "fitted":
         return ["## Approach 2: isoFLOP optima", "", a2["reason"], ""]
     lines = ["## Approach 2: isoFLOP optima and their laws", "",
-             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | extrapolation error s |",
+             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | misfit scale s (pairs) |",
              "|---|---|---|---|---|---|---|"]
     for name, law in a2["laws"].items():
         em = law["error_model"]
-        s = f"{em['s']:.3g} per e-fold ({em['n_pairs']} pairs)" if em["status"] == "ok" else "none"
+        s = f"{em['s']:.3g} ({em['n_pairs']})" if em["status"] == "ok" else "none"
         if law["form"] == "power":
             iv = law["summary"]["exponent"]["ci90"]
             params = f"{law['coef']:.4g}·C^{law['exponent']:.4f}"

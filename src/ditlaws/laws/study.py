@@ -33,7 +33,7 @@ class FitOptions:
                             choices=BOOTSTRAP_METHODS, flag="--bootstrap-method")
     noise_rel: float | None = option(None, help="measured seed-to-seed relative loss noise for the noise bootstrap "
                                                 "(default: estimated from the parabola residuals)", gt=0)
-    parametric_boot: int | None = option(None, help="Approach 3 bootstrap resamples (default: --bootstrap)", ge=0,
+    parametric_boot: int | None = option(None, help="Approach 3 bootstrap resamples (default: --bootstrap)", ge=10,
                                          flag="--parametric-bootstrap")
     parametric_bootstrap_method: str = option("resample", help="Approach 3's bootstrap: resample runs, or noise "
                                               "around the fitted surface", choices=A3_BOOTSTRAP_METHODS)
