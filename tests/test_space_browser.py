@@ -110,4 +110,4 @@ def test_gradio_client_what_if_returns_the_same_numbers(served):
     assert again["C"] == pytest.approx(BUDGET, rel=1e-12)
     assert again["N_opt"]["value"] == pytest.approx(p["approach2"]["N_opt"]["value"], rel=1e-9)
     far = client.predict("FLOPs", "1.5e21", 1.0, "NVIDIA H100 SXM", 989.0, 0.4, api_name="/what_if")[0]
-    assert any("500x the largest fitted budget" in w for w in far["warnings"])
+    assert any("250x the largest fitted budget" in w for w in far["warnings"])

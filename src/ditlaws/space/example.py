@@ -13,9 +13,9 @@ import numpy as np
 
 from ditlaws.laws.document import fit_document
 from ditlaws.laws.study import FitOptions
-from ditlaws.laws.synthetic import PAPER_LAWS, isoflop_table, truth_for
+from ditlaws.laws.synthetic import PAPER_BUDGETS, PAPER_LAWS, isoflop_table, truth_for
 
-BUDGETS = (1e17, 3e17, 1e18, 3e18)
+BUDGETS = PAPER_BUDGETS  # 1e17 .. 6e18: enough budgets for nested backtests (extrapolation-error models)
 DEPTHS = tuple(range(3, 15))
 TOKENS_PER_SAMPLE = 256  # a 32x32 latent with patch 2
 TARGETS = (1.5e21, 1e19)

@@ -24,7 +24,7 @@ def _grid(n: int, width: float = 4.2, height: float = 3.6) -> tuple[Figure, list
     fig = Figure(figsize=(width * cols, height * rows))
     # fixed margins (a layout engine costs seconds per render on a busy CPU)
     w, h = width * cols, height * rows
-    fig.subplots_adjust(left=0.95 / w, right=1 - 0.2 / w, bottom=0.55 / h, top=1 - 0.45 / h, wspace=0.4, hspace=0.4)
+    fig.subplots_adjust(left=0.95 / w, right=1 - 0.2 / w, bottom=0.7 / h, top=1 - 0.45 / h, wspace=0.4, hspace=0.5)
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -72,11 +72,13 @@ def predicted_vs_actual(fit: FitResult) -> Figure:
             for i, r in enumerate(sel):
                 ci, covered, _ = backtest_interval(r)
                 xci = r.get("actual_ci90") or [r["actual"], r["actual"]]
+                a3 = approach == "approach3"  # drawn under Approach 2, hollow and thicker, so both show
                 ax.errorbar([r["actual"]], [r["predicted"]],
                             yerr=[[r["predicted"] - ci[0]], [ci[1] - r["predicted"]]],
                             xerr=[[r["actual"] - xci[0]], [xci[1] - r["actual"]]], fmt="o" if covered else "X",
-                            color=APPROACH_COLOR.get(approach, "C1"), capsize=3, ms=6,
-                            label=approach.replace("approach", "Approach ") if i == 0 else None)
+                            color=APPROACH_COLOR.get(approach, "C1"), capsize=5 if a3 else 3, ms=10 if a3 else 5,
+                            mfc="none" if a3 else None, elinewidth=3.5 if a3 else 1.2, alpha=0.55 if a3 else 1,
+                            zorder=2 if a3 else 3, label=approach.replace("approach", "Approach ") if i == 0 else None)
                 values += [r["actual"], *ci, *xci]
         _identity_line(ax, values)
         ax.set_xscale("log")
@@ -85,9 +87,12 @@ def predicted_vs_actual(fit: FitResult) -> Figure:
         ax.set_ylabel(f"predicted {name}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
+    fig = _lean(fig)
+    for ax in axes:  # narrow ranges get plain-decimal ticks, which need room side by side
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.suptitle(f"{fit.study}: predicted vs measured at held-out budgets, 90 % intervals (with extrapolation "
                  "error where the fit has a model of it); o covered, X missed", fontsize=10)
-    return _lean(fig)
+    return fig
 
 
 def runs_vs_approach3(fit: FitResult) -> Figure:
