@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "prepare": ("ditlaws.data.prepare", "main", "encode a dataset once into parquet shards (latents + text)"),
     "sweep": ("ditlaws.sweep", "main", "plan and run an isoFLOP sweep"),
+    "push": ("ditlaws.store.push", "main", "push a run folder or a run store to the Hub (what did not land)"),
     "space": ("ditlaws.space", "main", "deploy the Gradio Space (the fit's predictions) to a Space repo"),
 }
 

@@ -156,6 +156,8 @@ class HubConfig:
     endpoint: str | None = option(None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)")
     push_every_s: float = option(300.0, help="seconds between background pushes of metrics.jsonl", gt=0)
     push_model: bool = option(True, help="push the final model (one model repo per run)")
+    wait_s: float = option(120.0, help="at the end of a run, seconds to wait for the final push (what has not "
+                           "landed by then is left to `ditlaws push <run dir>`)", ge=0)
 
 
 @dataclass

@@ -26,6 +26,19 @@ class DiTPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components = ["text_encoder", "tokenizer", "vae"]
 
+    @classmethod
+    def download(cls, pretrained_model_name: str, **kwargs) -> str:
+        """Fetch a pipeline repo from the Hub for `from_pretrained`: its configs, tokenizer files and safetensors
+        weights (never pickles). diffusers' own download refuses components from libraries it does not know, and
+        ours are ditlaws modules (model_index.json: ["ditlaws.models.in_context", "InContextDiT"])."""
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(pretrained_model_name, revision=kwargs.get("revision"),
+                                 cache_dir=kwargs.get("cache_dir"), token=kwargs.get("token"),
+                                 local_files_only=bool(kwargs.get("local_files_only")),
+                                 force_download=bool(kwargs.get("force_download")),
+                                 allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+
     def __init__(self, transformer, scheduler, text_encoder=None, tokenizer=None, vae=None):
         super().__init__()
         if not isinstance(scheduler, FlowMatchEulerDiscreteScheduler):

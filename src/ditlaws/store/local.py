@@ -53,10 +53,18 @@ class StoredRecord:
 
 
 class LocalStore:
-    """A run store in a local folder."""
+    """A run store in a local folder. `source` describes where the folder came from when it is a download of a
+    Hub results repo (`HubStore.snapshot`): its repo and commit sha, which `provenance()` then reports."""
 
-    def __init__(self, root: str | Path):
+    kind = "local"
+
+    def __init__(self, root: str | Path, source: dict[str, Any] | None = None):
         self.root = Path(root)
+        self.source = dict(source) if source else None
+
+    @property
+    def spec(self) -> str:
+        return str(self.root)
 
     def run_path(self, study: str, run_id: str) -> Path:
         return self.root / "runs" / check_name("study", study) / f"{check_name('run id', run_id)}.json"
@@ -68,6 +76,19 @@ class LocalStore:
         path = self.run_path(record["study"], record["run_id"])
         write_json_atomic(path, record, sort_keys=True)
         return path
+
+    def has_run(self, study: str, run_id: str) -> bool:
+        return self.run_path(study, run_id).is_file()
+
+    def merge_run(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Merge `record` into the stored record of its run (creating it when absent); returns the result."""
+        for key in ("study", "run_id"):
+            if key not in record:
+                raise UserError(f"run record: missing field {key!r}")
+        if self.has_run(record["study"], record["run_id"]):
+            return self.update_run(record["study"], record["run_id"], record)
+        self.put_run(record)
+        return record
 
     def update_run(self, study: str, run_id: str, update: dict[str, Any]) -> dict[str, Any]:
         """Merge `update` (e.g. {"eval": {...}}) into an existing record and return the result."""
@@ -107,18 +128,39 @@ class LocalStore:
                 yield StoredRecord(str(path), name, record)
 
     def provenance(self) -> dict[str, Any]:
-        """What a fit records about its input: the store kind, where it is, and the content revision."""
+        """What a fit records about its input: the store kind, where it is, and the content revision (for a Hub
+        snapshot: the repo, the endpoint and the commit sha)."""
+        if self.source:
+            return {**self.source, "root": str(self.root)}
         return {"kind": "local", "root": str(self.root), "revision": self.revision()}
 
-    def put_model(self, run_id: str, folder: str | Path) -> Path:
-        """Copy a diffusers model folder (safetensors + config) into the store."""
+    def metrics_path(self, study: str, run_id: str) -> Path:
+        return self.root / "runs" / check_name("study", study) / check_name("run id", run_id) / "metrics.jsonl"
+
+    def put_metrics(self, study: str, run_id: str, path: str | Path) -> Path:
+        """Copy a run's metrics.jsonl (its complete lines) to runs/<study>/<run_id>/metrics.jsonl."""
+        dst = self.metrics_path(study, run_id)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        tmp.write_bytes(complete_lines(Path(path).read_bytes()))
+        os.replace(tmp, dst)
+        return dst
+
+    def put_model(self, run_id: str, folder: str | Path, *, card: str | None = None) -> Path:
+        """Copy a diffusers model folder (safetensors + config; pickle weights are refused) into the store, with
+        its model card as README.md when given."""
+        from ditlaws.store.model_repo import model_files
+
         src = Path(folder)
-        if not (src / "config.json").is_file():
-            raise UserError(f"{src}: not a diffusers model folder (no config.json)")
+        files = model_files(src)
         dst = self.root / "models" / check_name("run id", run_id)
         tmp = dst.with_name(f".{dst.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp)
+        tmp.mkdir(parents=True)
+        for name, path in files.items():
+            shutil.copy2(path, tmp / name)
+        if card is not None:
+            (tmp / "README.md").write_text(card)
         shutil.rmtree(dst, ignore_errors=True)
         os.replace(tmp, dst)
         return dst
@@ -126,13 +168,31 @@ class LocalStore:
     def model_path(self, run_id: str) -> Path:
         return self.root / "models" / check_name("run id", run_id)
 
+    def load_model(self, run_id: str):
+        """The kept model of a run (safetensors only)."""
+        from ditlaws.store.model_repo import load_model_folder
+
+        path = self.model_path(run_id)
+        if not path.is_dir():
+            raise UserError(f"{path}: no kept model for run {run_id!r} in the store")
+        return load_model_folder(path)
+
     def revision(self) -> str:
-        """A content fingerprint of all run records (a local stand-in for a Hub commit sha)."""
+        """A content fingerprint of all run records (a local stand-in for a Hub commit sha); for a Hub snapshot,
+        its commit sha."""
+        if self.source and self.source.get("revision"):
+            return str(self.source["revision"])
         digest = hashlib.sha256()
         for path in sorted((self.root / "runs").glob("*/*.json")):
             digest.update(str(path.relative_to(self.root)).encode())
             digest.update(path.read_bytes())
         return "local-" + digest.hexdigest()[:16]
+
+
+def complete_lines(data: bytes) -> bytes:
+    """The complete lines of a file being appended to (a half-written last line is left for the next copy)."""
+    end = data.rfind(b"\n")
+    return data[:end + 1] if end >= 0 else b""
 
 
 def _read_record(path: Path) -> dict[str, Any]:

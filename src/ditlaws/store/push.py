@@ -1,0 +1,303 @@
+"""Push what is on disk to the Hub: a run folder (`push_run`) or a whole local store (`push_store`), and the
+`ditlaws push` command. Everything is idempotent: what is already on the Hub is not committed again, so pushing
+after any failure (server down, a killed push) completes the Hub copy without duplicates.
+
+A run folder keeps a ledger, `hub_push.json`: where it pushes (org, endpoint, study, run id), what has landed
+(commit shas) and what is still pending with the last error. The local files are only ever read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ditlaws.config import HubConfig
+from ditlaws.errors import UserError
+from ditlaws.jsonio import write_json_atomic
+from ditlaws.store.cards import model_card
+from ditlaws.store.hub import HubStore
+from ditlaws.store.local import LocalStore
+from ditlaws.store.retry import Retry, describe
+
+LEDGER = "hub_push.json"
+log = logging.getLogger("ditlaws.store")
+
+
+def hub_store(hub: HubConfig, study: str, *, api=None, retry: Retry | None = None, cache_dir=None) -> HubStore:
+    if not hub.org:
+        raise UserError("hub.org: set the Hub user or organisation to push to (--hub.org ORG)")
+    return HubStore(hub.org, study, api, endpoint=hub.endpoint, private=hub.private, retry=retry, cache_dir=cache_dir)
+
+
+@dataclass
+class PushReport:
+    """What one push did: items that landed (with their commit or repo) and items that did not (with why)."""
+
+    landed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class RunFolder:
+    """A train_dit.py run folder, read only: its record when finished, its config, metrics and model."""
+
+    path: Path
+    study: str
+    run_id: str
+    record: dict | None
+    config: dict | None  # config.yaml as written by training (resolved)
+
+    @classmethod
+    def load(cls, path: str | Path, study: str | None = None) -> RunFolder:
+        path = Path(path)
+        record = _read_json(path / "summary.json")
+        ledger = _read_json(path / LEDGER) or {}
+        config = _read_yaml(path / "config.yaml")
+        train = (config or {}).get("train") or {}
+        study = study or (record or {}).get("study") or ledger.get("study") or train.get("study")
+        run_id = (record or {}).get("run_id") or ledger.get("run_id") or train.get("run_id")
+        if not study or not run_id:
+            raise UserError(f"{path}: not a finished run folder (no summary.json) and no {LEDGER} or "
+                            f"train.run_id naming its run")
+        return cls(path, study, run_id, record, config)
+
+    @property
+    def metrics(self) -> Path | None:
+        path = self.path / "metrics.jsonl"
+        return path if path.is_file() else None
+
+    @property
+    def model_dir(self) -> Path | None:
+        path = self.path / "model"
+        return path if (path / "config.json").is_file() else None
+
+    def hub_config(self) -> dict:
+        return dict((self.config or {}).get("hub") or {})
+
+    def data_config(self):
+        from ditlaws.config import DataConfig
+        from ditlaws.options import section_from_dict
+
+        data = (self.config or {}).get("data")
+        return section_from_dict(DataConfig, data, "data") if isinstance(data, dict) else None
+
+    def shipped_config(self) -> str | None:
+        """The resolved config as pushed with the model: no Hub section (a reproduction pushes nowhere unless
+        asked) and a fresh output folder."""
+        if self.config is None:
+            return None
+        cfg = {k: v for k, v in self.config.items() if k != "hub"}
+        cfg["train"] = {**(cfg.get("train") or {}), "output_dir": f"outputs/{self.run_id}", "resume": None}
+        return yaml.safe_dump(cfg, sort_keys=False)
+
+    def metrics_rows(self) -> list[dict]:
+        return read_metrics(self.metrics) if self.metrics else []
+
+
+def read_metrics(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, record: dict | None = None,
+             store: HubStore | None = None, api=None, retry: Retry | None = None) -> PushReport:
+    """Push a run folder: the model repo (finished runs, `hub.push_model`), then the record and metrics.jsonl in
+    one commit to the results repo. `record` replaces summary.json (e.g. the sweep's record with its evaluation).
+    Never raises for Hub failures: they are in the report and the folder's ledger."""
+    run = RunFolder.load(run_dir, study)
+    record = record if record is not None else run.record
+    store = store or hub_store(hub, run.study, api=api, retry=retry)
+    report = PushReport()
+    items = (["model"] if hub.push_model and record is not None and run.model_dir else []) + \
+            (["record"] if record is not None else []) + (["metrics"] if run.metrics else [])
+    write_ledger(run.path, store, run, pending=items)
+    if "model" in items:
+        try:
+            card = model_card(record, org=store.org, run_config=run.config, metrics=run.metrics_rows(),
+                              has_text_encoder=(run.config or {}).get("data", {}).get("text_encoder") == "builtin")
+            report.landed["model"] = store.put_model(run.run_id, run.model_dir, study=run.study, card=card,
+                                                     data_config=run.data_config(),
+                                                     train_config=run.shipped_config())
+        except UserError:
+            raise
+        except Exception as err:
+            report.failed["model"] = describe(err)
+    results = [i for i in items if i != "model"]
+    if results:
+        try:
+            metrics = {(run.study, run.run_id): run.metrics} if run.metrics else {}
+            sha = store.put_runs([record] if record is not None else [], metrics)
+            report.landed.update({item: sha for item in results})
+        except UserError:
+            raise
+        except Exception as err:
+            report.failed.update({item: describe(err) for item in results})
+    write_ledger(run.path, store, run, pending=list(report.failed), landed=report.landed,
+                 error="; ".join(f"{k}: {v}" for k, v in report.failed.items()) or None)
+    return report
+
+
+def write_ledger(run_dir: Path, store: HubStore, run: RunFolder, *, pending: list[str] | None,
+                 landed: dict[str, str] | None = None, error: str | None = None) -> None:
+    """hub_push.json: where this run is pushed, what landed, what is pending (None: as before) and the last error
+    (no token, ever)."""
+    old = _read_json(run_dir / LEDGER) or {}
+    if pending is None:
+        pending, error = old.get("pending") or [], old.get("error")
+    write_json_atomic(run_dir / LEDGER, {
+        "org": store.org, "endpoint": store.endpoint, "private": store.private, "study": run.study,
+        "run_id": run.run_id, "results_repo": store.results_repo, "model_repo": store.model_repo(run.run_id, run.study),
+        "landed": {**(old.get("landed") or {}), **(landed or {})}, "pending": pending, "error": error,
+    })
+
+
+def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = None, api=None,
+               retry: Retry | None = None) -> PushReport:
+    """Push a local store: per study, the kept models (models/<run_id>/) as model repos, then every record with
+    its metrics (runs/<study>/<run_id>/metrics.jsonl, or the run folder's) in one results commit."""
+    local = LocalStore(store_dir)
+    studies = [study] if study else local.studies()
+    found = {name: valid_records(local, name) for name in studies}
+    if not any(found.values()):
+        raise UserError(f"{store_dir}: no run records (runs/<study>/<run_id>.json)"
+                        + (f" for study {study!r}" if study else ""))
+    report = PushReport()
+    for name, records in found.items():
+        if not records:
+            continue
+        store = hub_store(hub, name, api=api, retry=retry)
+        metrics: dict[tuple[str, str], Path] = {}
+        for record in records:
+            run_id = record["run_id"]
+            run_dir = Path(((record.get("sweep") or {}).get("output_dir")) or "/nonexistent")
+            for candidate in (local.metrics_path(name, run_id), run_dir / "metrics.jsonl"):
+                if candidate.is_file():
+                    metrics[(name, run_id)] = candidate
+                    break
+            model_dir = local.model_path(run_id)
+            if hub.push_model and (model_dir / "config.json").is_file():
+                run = RunFolder.load(run_dir, name) if (run_dir / "config.yaml").is_file() else None
+                try:
+                    card = model_card(record, org=store.org, run_config=run.config if run else None,
+                                      metrics=run.metrics_rows() if run else [],
+                                      has_text_encoder=bool(run) and (run.config or {}).get("data", {})
+                                      .get("text_encoder") == "builtin")
+                    report.landed[f"{name}/{run_id}/model"] = store.put_model(
+                        run_id, model_dir, study=name, card=card, data_config=run.data_config() if run else None,
+                        train_config=run.shipped_config() if run else None)
+                except UserError:
+                    raise
+                except Exception as err:
+                    report.failed[f"{name}/{run_id}/model"] = describe(err)
+        try:
+            report.landed[f"{name}/records"] = store.put_runs(records, metrics, f"ditlaws: {len(records)} runs of "
+                                                                                f"{name}")
+        except UserError:
+            raise
+        except Exception as err:
+            report.failed[f"{name}/records"] = describe(err)
+    return report
+
+
+def valid_records(local: LocalStore, study: str) -> list[dict]:
+    """The study's records that name their own file (study, run_id); the others are listed and left out."""
+    records = []
+    for item in local.iter_records(study):
+        rec = item.record
+        stem = Path(item.where).stem
+        if rec is None or rec.get("study") != study or rec.get("run_id") != stem:
+            why = item.error or f"its study/run_id do not match the file (runs/{study}/{stem}.json)"
+            log.warning("skipped %s: %s", item.where, why)
+            continue
+        records.append(rec)
+    return records
+
+
+def store_folder(path: Path) -> Path | None:
+    """The run store in `path`: the folder itself (runs/<study>/<run_id>.json) or a sweep's <out>/store (whose
+    <out>/runs/ holds run folders, not records)."""
+    if (path / "store" / "runs").is_dir():
+        return path / "store"
+    runs = path / "runs"
+    if runs.is_dir() and not (path / "summary.json").is_file() and not any(runs.glob("*/summary.json")):
+        return path
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ditlaws push
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ditlaws.options import ArgumentParser, add_arguments, fail, from_arguments
+
+    parser = ArgumentParser(prog="ditlaws push", description="Push a run folder or a local run store to the Hub: "
+                            "whatever did not reach it (nothing is committed twice).")
+    parser.add_argument("path", help="a train_dit.py run folder, a store folder (runs/<study>/<run_id>.json) or a "
+                        "sweep's output folder (its store/)")
+    parser.add_argument("--study", help="only this study (store), or the study to push the run under")
+    add_arguments(parser, HubConfig, style="dotted", section="hub")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    path = Path(args.path)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if not path.is_dir():
+            raise UserError(f"{path}: no such folder (give a run folder or a store folder)")
+        store = store_folder(path)
+        if store is not None:
+            hub = from_arguments(HubConfig, args, section="hub")
+            report = push_store(store, hub, study=args.study)
+        else:
+            run = RunFolder.load(path, args.study)
+            base = {**run.hub_config(), **{k: v for k, v in (_read_json(path / LEDGER) or {}).items()
+                                           if k in ("org", "endpoint", "private")}}
+            hub = from_arguments(HubConfig, args, section="hub", base={k: v for k, v in base.items()
+                                                                      if k in HUB_FIELDS})
+            report = push_run(path, hub, study=args.study)
+    except UserError as err:
+        fail(str(err))
+    for item, where in report.landed.items():
+        print(f"pushed {item}: {where}")
+    for item, why in report.failed.items():
+        print(f"error: {item} did not reach the Hub ({why}); run the same command again", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+HUB_FIELDS = {f.name for f in dataclasses.fields(HubConfig)}
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+
+
+def _read_yaml(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return data if isinstance(data, dict) else None
