@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,25 +31,28 @@ APP_FILES = ("app.py", "README.md", "requirements.txt")
 
 
 def app_dir() -> Path:
-    """hub_cards/space/ of this checkout (the app ships from the source tree, next to src/)."""
-    here = Path(ditlaws.__file__).resolve().parents[2] / "hub_cards" / "space"
-    if not all((here / f).is_file() for f in APP_FILES):
-        raise UserError(f"{here}: the Space's files ({', '.join(APP_FILES)}) are not there; run `ditlaws space "
-                        "deploy` from a source checkout of ditlaws (pip install -e .), or pass --app-dir")
-    return here
+    """hub_cards/space/: inside the package (ditlaws/store/cards is hub_cards/), else next to src/ in a checkout."""
+    package = Path(ditlaws.__file__).resolve().parent
+    candidates = [package / "store" / "cards" / "space", package.parents[1] / "hub_cards" / "space"]
+    for here in candidates:
+        if all((here / f).is_file() for f in APP_FILES):
+            return here
+    raise UserError(f"{candidates[-1]}: the Space's files ({', '.join(APP_FILES)}) are not there; run `ditlaws "
+                    "space deploy` from a source checkout of ditlaws (pip install -e .), or pass --app-dir")
 
 
 def _copy_package(dst: Path) -> int:
     """The ditlaws package's Python sources into dst/ditlaws (no caches); returns the number of files."""
     src = Path(ditlaws.__file__).resolve().parent
     n = 0
-    for path in sorted(src.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        target = dst / "ditlaws" / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        n += 1
+    for folder, dirs, names in os.walk(src):  # not into symlinked folders (store/cards -> hub_cards)
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not (Path(folder) / d).is_symlink())
+        for name in sorted(names):
+            if name.endswith(".py"):
+                target = dst / "ditlaws" / Path(folder).relative_to(src) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(folder) / name, target)
+                n += 1
     return n
 
 

@@ -88,26 +88,23 @@ def from_fit_file(path: str | Path, runs: str | Path | None = None, presets: str
 
 
 def from_hub(repo: str, revision: str | None = None, endpoint: str | None = None) -> Source:
-    """One ``snapshot_download`` of the results dataset repo (pinned to ``revision``, or its current commit,
-    recorded in the origin): fit.json from FIT_PATHS and the run records under runs/."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    """The results dataset repo ``<org>/<study>-results`` through the run store's Hub reader (``HubStore.snapshot``:
+    one snapshot_download pinned to ``revision``, or to the current commit, which the origin records): fit.json
+    from FIT_PATHS (``HubStore.put_fit`` writes fit/) and the run records under runs/."""
+    from ditlaws.store import HubStore
 
-    try:
-        folder = Path(snapshot_download(repo, repo_type="dataset", revision=revision, endpoint=endpoint,
-                                        allow_patterns=[*FIT_PATHS, "runs/*/*.json", "presets.json"]))
-    except RepositoryNotFoundError:
-        raise UserError(f"--hub: results repo {repo!r} not found (or no access)") from None
-    except (LocalEntryNotFoundError, HfHubHTTPError) as e:
-        raise UserError(f"--hub: could not download {repo!r}@{revision or 'main'}: {str(e).splitlines()[0]}") from None
-    found = [folder / p for p in FIT_PATHS if (folder / p).is_file()]
+    org, _, name = repo.partition("/")
+    if not org or "/" in name or not name.endswith("-results") or name == "-results":
+        raise UserError(f"--hub: {repo!r} is not a results repo <org>/<study>-results")
+    snapshot = HubStore(org, name[: -len("-results")], endpoint=endpoint).snapshot(revision)
+    found = [snapshot.root / p for p in FIT_PATHS if (snapshot.root / p).is_file()]
     if not found:
-        raise UserError(f"--hub: {repo} holds no fit ({' or '.join(FIT_PATHS)}); run fit_laws.py --hub {repo} and "
-                        "push its fit.json there, or serve a local one with --fit")
+        raise UserError(f"--hub: {repo} holds no fit ({' or '.join(FIT_PATHS)}); push one with "
+                        "HubStore.put_fit(<fit_laws.py --out folder>), or serve a local one with --fit")
     fit = load_fit(found[0])
-    commit = folder.name  # snapshots/<commit sha>/
-    return _complete(fit, read_records(folder, fit.studies), read_presets(folder / "presets.json"),
-                     f"{repo}@{commit} ({found[0].relative_to(folder)})")
+    commit = snapshot.provenance()["revision"]
+    return _complete(fit, read_records(snapshot.root, fit.studies), read_presets(snapshot.root / "presets.json"),
+                     f"{repo}@{commit} ({found[0].relative_to(snapshot.root).as_posix()})")
 
 
 def from_environment(app_dir: Path, environ=os.environ) -> Source:
