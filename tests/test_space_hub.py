@@ -2,6 +2,7 @@
 creates a Space repo whose files are the app, and the app reads its fit and run records from a results repo
 (one pinned snapshot), also when a deployed Space is configured to do so."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ditlaws.space.example import example_fit, example_records
 from ditlaws.space.source import from_environment, from_hub
 from ditlaws.store import HubStore
 
+ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {"geometry": {"family": "in_context", "sample_size": 32, "in_channels": 4, "patch_size": 2,
                         "mlp_ratio": 4.0, "text_dim": 768, "text_len": 77},
            "presets": [{"depth": 8, "width": 512, "heads": 8, "N": 26_000_000, "N_non_embedding": 25_000_000}]}
@@ -89,6 +91,14 @@ def test_app_reads_fit_and_records_from_a_pinned_results_repo(hub_server, tmp_pa
     assert from_environment(app_dir, env).origin.startswith(f"org/in_context-results@{first}")
     env.update(DITLAWS_RESULTS_REPO="org/in_context-results", DITLAWS_RESULTS_REVISION=second)
     assert from_environment(app_dir, env).fit.doc["n_runs"] == 99
+
+    # and app.py --hub ... --revision ... on the command line
+    spec = importlib.util.spec_from_file_location("space_app", ROOT / "hub_cards" / "space" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    args = app.parse_args(["--hub", "org/in_context-results", "--revision", first, "--endpoint", hub_server.url])
+    src = app.load_source(args)
+    assert src.fit.doc["n_runs"] == doc["n_runs"] and first in src.origin
 
 
 def test_missing_results_repo_or_fit_is_one_line(hub_server):  # noqa: F811
