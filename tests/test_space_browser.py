@@ -1,6 +1,8 @@
-"""The Space in a real headless Chromium: `python hub_cards/space/app.py --fit fit.json` on 127.0.0.1, a budget typed
-into the page, the displayed N_opt and loss equal to load_fit(fit.json).predict(C); a screenshot that shows the
-predicted-vs-actual plot; and gradio_client's what-if call returning the same numbers.
+"""The Space in a real headless Chromium: a Space folder as `ditlaws space deploy` stages it (app.py, fit.json,
+presets.json, the library as ditlaws/) served by `python app.py` on 127.0.0.1 as the Hub runs it (no arguments, no
+PYTHONPATH, no torch); a budget typed into the page, the displayed N_opt and loss equal to
+load_fit(fit.json).predict(C); a screenshot that shows the predicted-vs-actual plot; and gradio_client's what-if
+call returning the same numbers.
 
 Without chromium this skips (apt-get install -y chromium); DITLAWS_REQUIRE_BROWSER=1 (CI) makes that a failure.
 """
@@ -15,6 +17,7 @@ from PIL import Image
 
 from ditlaws.laws.predict import load_fit
 from ditlaws.space import browser, figures
+from ditlaws.space.deploy import stage
 from ditlaws.space.example import example_fit, example_records
 from ditlaws.space.presets import nearest_preset, presets_from_records
 
@@ -39,14 +42,16 @@ def _require_browser():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """The app serving a two-study example fit with its preset table, as a child process on 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("space")
+    """A staged Space of the two-study example fit with its preset table, served as a child process."""
+    inputs, space = tmp_path_factory.mktemp("inputs"), tmp_path_factory.mktemp("space")
     doc = example_fit()
-    (folder / "fit.json").write_text(json.dumps(doc))
+    (inputs / "fit.json").write_text(json.dumps(doc))
     presets = presets_from_records(example_records(doc))
-    (folder / "presets.json").write_text(json.dumps(presets))
-    with browser.served_app(["--fit", str(folder / "fit.json"), "--presets", str(folder / "presets.json")]) as url:
-        yield {"url": url, "fit": load_fit(folder / "fit.json"), "presets": presets, "folder": folder}
+    (inputs / "presets.json").write_text(json.dumps(presets))
+    stage(space, fit=inputs / "fit.json", presets=inputs / "presets.json")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("DITLAWS_")}
+    with browser.served_app([], app=space / "app.py", cwd=space, env=env) as app:
+        yield {"url": app.url, "app": app, "fit": load_fit(inputs / "fit.json"), "presets": presets}
 
 
 def _first_number(text: str) -> float:
@@ -77,6 +82,9 @@ def test_typed_budget_shows_the_fits_numbers_and_the_plot(served, tmp_path):
     assert preset.startswith(f"depth {best['depth']}, width {best['width']}, heads {best['heads']}")
     assert hours == pytest.approx(BUDGET / (3600 * 989e12 * 0.4), rel=1e-5)  # H100 at MFU 0.4, the defaults
     assert title == f"ditlaws: {fit.study}"
+    libraries = served["app"].loaded_libraries()  # the running Space never loaded torch (Linux: /proc/<pid>/maps)
+    if libraries is not None:
+        assert "numpy" in libraries and "libtorch" not in libraries  # numpy's extensions are mapped, torch's not
 
     # the plot arrived at the figure's own size, and the screenshot shows it (not blank) where the page put it
     fig = figures.predicted_vs_actual(fit)

@@ -42,17 +42,18 @@ def test_stage_writes_the_app_its_requirements_the_fit_and_the_library(inputs, t
     assert "torch" not in " ".join(reqs) and "matplotlib" in reqs
 
 
-def test_staged_space_starts_from_its_own_files_without_torch(inputs, tmp_path):
-    """What the Space runs: app.py with no arguments, the shipped ditlaws/ first on the path, fit.json and
-    presets.json next to it; it must build the page without importing torch."""
+def test_staged_space_reads_its_fit_with_its_own_library_without_torch(inputs, tmp_path):
+    """What the Space runs at start-up, from its folder alone: the shipped ditlaws/ first on the path (not the
+    installed one), the configuration from the folder (fit.json, presets.json), no torch. (The browser test serves
+    a staged Space and checks the running app the same way.)"""
     stage(tmp_path, fit=inputs / "fit.json", presets=inputs / "presets.json")
-    code = ("import sys, app; from ditlaws.space.whatif import what_if\n"
-            "src = app.load_source(app.parse_args([]))\n"
-            "app.build_demo(src.fit, src.runs, src.presets, src.origin)\n"
+    code = ("import sys; from pathlib import Path\n"
+            "from ditlaws.space.source import from_environment; from ditlaws.space.whatif import what_if\n"
+            "src = from_environment(Path('.').resolve(), {})\n"
             "a = what_if(src.fit, 3e20, src.presets['presets'])\n"
             "import ditlaws\n"
             "print(ditlaws.__file__, 'torch' in sys.modules, ','.join(src.fit.studies), a['preset']['depth'])\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DITLAWS_FIT", "DITLAWS_RESULTS_REPO")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -62,17 +63,21 @@ def test_staged_space_starts_from_its_own_files_without_torch(inputs, tmp_path):
     assert depth == "27"  # the preset nearest N_opt(3e20) in the shipped table
 
 
-def test_deploy_input_errors_are_one_line_exit_2(inputs, tmp_path):
+def test_deploy_input_errors_are_one_line_exit_2(inputs, tmp_path, capsys):
+    from ditlaws.space import main
+
     with pytest.raises(UserError, match="give --fit"):
         stage(tmp_path, fit=None)
     (tmp_path / "bad.json").write_text("{not json")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     for args, needle in ((["--repo", "org/space", "--fit", str(tmp_path / "bad.json")], "not valid JSON"),
                          (["--repo", "no-slash", "--fit", str(inputs / "fit.json")], "is not <org>/<space>"),
                          (["--repo", "org/space", "--fit", str(inputs / "fit.json"), "--runs", str(tmp_path)],
-                          "not a run store"),
-                         (["--repo", "org/space"], "give --fit")):
-        out = subprocess.run([sys.executable, "-m", "ditlaws.cli", "space", "deploy", *args], env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 2, (args, out.stderr)
-        assert out.stderr.count("\n") == 1 and needle in out.stderr, out.stderr
+                          "not a run store")):
+        assert main(["deploy", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+    # the console script's subcommand, end to end
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-m", "ditlaws.cli", "space", "deploy", "--repo", "org/space"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "give --fit" in out.stderr, out.stderr

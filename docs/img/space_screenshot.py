@@ -28,8 +28,8 @@ def capture(out: Path, budget: str, width: int = 1280) -> Path:
         (folder / "fit.json").write_text(json.dumps(doc))
         (folder / "presets.json").write_text(json.dumps(presets_from_records(example_records(doc))))
         args = ["--fit", str(folder / "fit.json"), "--presets", str(folder / "presets.json")]
-        with browser.served_app(args) as url, browser.chromium_page(width, 900) as page:
-            browser.open_app(page, url)
+        with browser.served_app(args) as app, browser.chromium_page(width, 900) as page:
+            browser.open_app(page, app.url)
             browser.ask_budget(page, budget)
             for plot in ("pva_plot", "runs_plot", "laws_plot"):
                 browser.wait_for_plot(page, plot)

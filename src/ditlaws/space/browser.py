@@ -1,8 +1,8 @@
 """Drive the Space in a real headless Chromium (Debian's ``chromium`` through Playwright's Python API), for the
 tests and the README screenshot: start ``app.py`` on 127.0.0.1, open it, type a budget, read the page.
 
-    with served_app(["--fit", "fit.json"]) as url, chromium_page() as page:
-        page.goto(url); ask_budget(page, "1.5e21"); read_box(page, "n_opt")
+    with served_app(["--fit", "fit.json"]) as app, chromium_page() as page:
+        open_app(page, app.url); ask_budget(page, "1.5e21"); read_box(page, "n_opt")
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -34,20 +35,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+
+    def loaded_libraries(self) -> str | None:
+        """The shared objects mapped into the app's process (Linux), e.g. to check that torch never loaded."""
+        maps = Path(f"/proc/{self.pid}/maps")
+        return maps.read_text() if maps.exists() else None
+
+
 @contextlib.contextmanager
-def served_app(args: list[str], *, port: int | None = None, timeout: float = 120.0, env: dict | None = None):
-    """``python app.py ARGS --host 127.0.0.1 --port P`` in a child process; yields its URL once it answers."""
+def served_app(args: list[str], *, app: Path = APP, cwd: Path | None = None, port: int | None = None,
+               timeout: float = 120.0, env: dict | None = None):
+    """``python <app> ARGS --host 127.0.0.1 --port P`` in a child process (``env`` replaces the environment when
+    given); yields a ``Served`` once the page answers."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/"
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, str(APP), *args, "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen([sys.executable, str(app), *args, "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 log.seek(0)
-                raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read().decode()[-3000:]}")
+                raise RuntimeError(f"{app} exited with {proc.returncode}:\n{log.read().decode()[-3000:]}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
@@ -55,9 +69,9 @@ def served_app(args: list[str], *, port: int | None = None, timeout: float = 120
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"app.py did not answer on {url} within {timeout:.0f} s")
+                raise TimeoutError(f"{app} did not answer on {url} within {timeout:.0f} s")
             time.sleep(0.25)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         try:
