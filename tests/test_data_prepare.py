@@ -127,7 +127,9 @@ def test_real_source_bad_rows_are_counted_not_fatal(parquet_source, tmp_path):
     manifest = prepare.prepare(cfg, "train")
     assert manifest["source_rows"] == 10 and manifest["rows"] == 8  # rows 0, 1 are the held-out val rows
     assert manifest["skipped"] == {"bad_image": 1, "no_caption": 1}
-    assert sorted(manifest["skipped_ids"]) == ["row5", "row8"]
+    source = os.path.abspath(parquet_source)
+    assert manifest["skipped_rows"] == [{"id": "row5", "file": source, "row": 5, "reason": "bad_image"},
+                                        {"id": "row8", "file": source, "row": 8, "reason": "no_caption"}]
     assert json.loads((tmp_path / "cache" / "train" / "manifest.json").read_text())["skipped"] == manifest["skipped"]
     batches = cached_rows(cfg, "train", batch_size=8, batches=1)
     assert sorted(batches[0]["id"]) == sorted(f"row{i}" for i in (2, 3, 4, 6, 7, 9, 10, 11))
@@ -175,3 +177,57 @@ def test_prepare_cli_exit_codes(parquet_source, tmp_path):
     assert prepare.main([*ok, "--data.val_size", "2", "--num-samples", "4", "--out", str(tmp_path / "ok")]) == 0
     manifest = cache.read_manifest(tmp_path / "ok" / "train")  # source rows 2..5, of which row 5 is corrupt
     assert np.sum([s["rows"] for s in manifest["shards"]]) == 3 and manifest["skipped"] == {"bad_image": 1}
+
+
+def rows_read_by_parquet(monkeypatch):
+    """Counts the rows `datasets`' parquet reader hands out (every pass over the source goes through it)."""
+    from datasets.packaged_modules.parquet.parquet import Parquet
+
+    read = {"rows": 0}
+    real = Parquet._generate_tables
+
+    def counting(self, *args, **kw):
+        for key, table in real(self, *args, **kw):
+            read["rows"] += table.num_rows
+            yield key, table
+
+    monkeypatch.setattr(Parquet, "_generate_tables", counting)
+    return read
+
+
+def test_prepare_reads_the_source_once_not_once_per_shard(parquet_source, tmp_path, monkeypatch):
+    read = rows_read_by_parquet(monkeypatch)
+    work = {}
+    for shards in (1, 5):
+        read["rows"] = 0
+        cfg = source_cfg(parquet_source, num_shards=shards)
+        manifest = prepare.prepare(cfg, "train", out=str(tmp_path / f"{shards}"))
+        assert manifest["rows"] == 8
+        work[shards] = read["rows"]
+    # the head cut (2 val rows), the count and the encoding pass: each at most one pass over the 12 rows
+    assert work[5] == work[1] <= 3 * 12, work
+    out = tmp_path / "5" / "train"
+    (out / "shard-00003-of-00005.json").unlink()  # as if interrupted: one shard to redo
+    before = shard_bytes(out)
+    read["rows"] = 0
+    prepare.prepare(source_cfg(parquet_source, num_shards=5), "train", out=str(tmp_path / "5"))
+    assert shard_bytes(out) == before and read["rows"] <= 3 * 12
+
+
+def test_skipped_rows_name_their_file_and_row(tmp_path):
+    paths = []
+    for f in range(2):  # row 1 of the second file has a broken image, row 2 of the first no caption
+        images = [{"bytes": png((f * 100, 10 * i, 0)), "path": None} for i in range(4)]
+        captions = [f"file {f} row {i}" for i in range(4)]
+        if f == 1:
+            images[1] = {"bytes": b"truncated", "path": None}
+        else:
+            captions[2] = ""
+        paths.append(str(tmp_path / f"part-{f}.parquet"))
+        Dataset.from_dict({"image": images, "text": captions}).cast_column("image", Image()).to_parquet(paths[-1])
+    manifest = prepare.prepare(source_cfg(paths, val_size=1, num_shards=3), "train", out=str(tmp_path / "out"))
+    assert manifest["rows"] == 5 and manifest["skipped"] == {"bad_image": 1, "no_caption": 1}
+    entries = sorted(manifest["skipped_rows"], key=lambda e: e["reason"])
+    assert [(e["file"], e["row"], e["reason"]) for e in entries] == [(paths[1], 1, "bad_image"),
+                                                                     (paths[0], 2, "no_caption")]
+    assert all(len(e["id"]) == 16 for e in entries)  # no id column: the content hash, now with a location

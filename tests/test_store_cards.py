@@ -67,3 +67,12 @@ def test_failure_messages_mask_the_token(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secretvalue123")
     assert describe(RuntimeError("Authorization: Bearer hf_secretvalue123 refused\nmore")) == \
         "RuntimeError: Authorization: Bearer *** refused"
+
+
+def test_a_token_in_a_config_file_is_refused_without_repeating_it():
+    from ditlaws.config import HubConfig
+    from ditlaws.options import section_from_dict
+
+    with pytest.raises(UserError, match="hub.token: unknown key") as err:
+        section_from_dict(HubConfig, {"org": "me", "token": "hf_fromAConfigFile"}, "hub")
+    assert "hf_fromAConfigFile" not in str(err.value)

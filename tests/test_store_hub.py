@@ -10,7 +10,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants
 
 from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
-from ditlaws.store import HubStore, LocalStore, open_store
+from ditlaws.store import HubStore, LocalStore, open_results, open_store
 from ditlaws.store.cards import validate_card
 from ditlaws.store.push import push_store
 from ditlaws.store.retry import Retry
@@ -173,6 +173,12 @@ def test_open_store_specs(tmp_path, hub_server):  # noqa: F811
         HubStore("org", "s-", endpoint=hub_server.url)
     with pytest.raises(UserError, match="hub.org"):
         HubStore("a/b", "s", endpoint=hub_server.url)
+    hub(hub_server).put_run(record("r1"))
+    snap = open_results("org/s-results", api=HfApi(endpoint=hub_server.url))
+    assert snap.provenance()["repo"] == "org/s-results" and [r["run_id"] for r in snap.list_runs()] == ["r1"]
+    for bad in ("org/s", "org/-results", "s-results"):
+        with pytest.raises(UserError, match="<org>/<study>-results"):
+            open_results(bad)
 
 
 def test_a_repo_with_only_pickle_weights_is_refused(hub_server, tmp_path):  # noqa: F811

@@ -64,3 +64,36 @@ def test_put_model_copies_a_diffusers_folder(tmp_path):
     assert (dst / "diffusion_pytorch_model.safetensors").read_bytes() == b"x"
     with pytest.raises(UserError, match="not a diffusers model folder"):
         store.put_model("r2", tmp_path)
+
+
+def test_merge_metrics_and_provenance_of_a_snapshot(tmp_path):
+    store = LocalStore(tmp_path)
+    assert not store.has_run("s", "r1")
+    store.merge_run(record("r1"))
+    merged = store.merge_run({"study": "s", "run_id": "r1", "eval": {"fid": 3.0}})
+    assert merged == {**record("r1"), "eval": {"fid": 3.0}} == store.get_run("s", "r1")
+    (tmp_path / "m.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"st')  # a line still being written
+    path = store.put_metrics("s", "r1", tmp_path / "m.jsonl")
+    assert path == tmp_path / "runs" / "s" / "r1" / "metrics.jsonl" and path.read_text() == '{"step": 1}\n{"step": 2}\n'
+    assert [r.record["run_id"] for r in store.iter_records()] == ["r1"]  # the metrics folder is not a record
+    assert store.provenance()["kind"] == "local" and store.revision().startswith("local-")
+    pinned = LocalStore(tmp_path, source={"kind": "hub", "repo": "o/s-results", "revision": "a" * 40})
+    assert pinned.provenance() == {"kind": "hub", "repo": "o/s-results", "revision": "a" * 40, "root": str(tmp_path)}
+    assert pinned.revision() == "a" * 40
+
+
+def test_kept_models_load_from_safetensors_only(tmp_path):
+    import torch
+
+    from ditlaws.models import build_model
+
+    model = build_model("in_context", sample_size=8, in_channels=3, patch_size=4, depth=1, width=16, heads=1,
+                        text_dim=8, text_len=4)
+    model.save_pretrained(tmp_path / "model")
+    store = LocalStore(tmp_path / "store")
+    store.put_model("r1", tmp_path / "model", card="---\ntags: [x]\n---\n")
+    assert (store.model_path("r1") / "README.md").is_file()
+    loaded = store.load_model("r1")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(UserError, match="no kept model"):
+        store.load_model("r2")

@@ -126,31 +126,22 @@ def make_dataloader(data_cfg, split: str = "train", batch_size: int = 8, rank: i
     text_encoder = text_encoder if text_encoder is not None else build_text_encoder(data_cfg)
     image_encoder = image_encoder if image_encoder is not None else build_image_encoder(data_cfg)
     workers = data_cfg.num_workers if num_workers is None else num_workers
-    if data_cfg.source == "builtin":
-        dataset = build_dataset(data_cfg, split, rank, world_size, batch_size=batch_size, start_batch=skip_batches,
-                                lanes=max(1, workers), seed=seed)
-        num_batches = None
-        if split != "train":  # ceil over this rank's share of the fixed set
-            share = sum(1 for j in range(data_cfg.val_size) if (j // batch_size) % world_size == rank)
-            num_batches = max(0, -(-share // batch_size) - skip_batches)
-    else:  # a real source without a cache: the training split repeats, reshuffled per epoch
-        dataset = build_dataset(data_cfg, split, rank, world_size, seed=seed)
-        dataset, num_batches = (RepeatEpochs(dataset) if split == "train" else dataset), None
+    if data_cfg.source != "builtin":  # a real source without a cache: the training split repeats, reshuffled
+        from ditlaws.data.source_stream import SourceStream
+
+        stream = SourceStream(data_cfg, split, batch_size, rank, world_size, seed=data_cfg.seed if seed is None
+                              else seed, num_workers=workers, collate=collate_samples)
+        loader = _Skipped(stream, skip_batches) if skip_batches else stream  # resume by reading past them
+        return EncodedLoader(loader, text_encoder, image_encoder, device=device)
+    dataset = build_dataset(data_cfg, split, rank, world_size, batch_size=batch_size, start_batch=skip_batches,
+                            lanes=max(1, workers), seed=seed)
+    num_batches = None
+    if split != "train":  # ceil over this rank's share of the fixed set
+        share = sum(1 for j in range(data_cfg.val_size) if (j // batch_size) % world_size == rank)
+        num_batches = max(0, -(-share // batch_size) - skip_batches)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                          collate_fn=collate_samples)
-    if data_cfg.source != "builtin" and skip_batches:  # resume by reading past the consumed batches
-        loader = _Skipped(loader, skip_batches)
     return EncodedLoader(loader, text_encoder, image_encoder, device=device, num_batches=num_batches)
-
-
-class RepeatEpochs(torch.utils.data.IterableDataset):
-    def __init__(self, dataset: IterableDataset):
-        self.dataset = dataset
-
-    def __iter__(self):
-        for epoch in itertools.count():
-            self.dataset.set_epoch(epoch)
-            yield from self.dataset
 
 
 class _Skipped:

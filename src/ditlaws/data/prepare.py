@@ -2,17 +2,22 @@
 
     [--split train|val|ood] [--num-samples N] [--out DIR] [--batch-size 64] [--device cpu|cuda] [--data.key value ...]
 
-Shard s of S holds the source rows [s·N/S, (s+1)·N/S) (for the built-in set: sample indices, the same samples the
-on-the-fly stream draws). A shard counts as done when its sidecar `shard-*.json` exists; the parquet file is written
-under a temporary name and renamed first, so an interrupted run leaves no half shard and a re-run redoes only
-unfinished ones. `manifest.json` (counts, shapes, dtypes, encoders, versions, source fingerprint, skipped rows) is
-written last. A bad config or wrong column name stops before any work with exit code 2.
+Shard s of S holds the split's rows [s·N/S, (s+1)·N/S) in source order (for the built-in set: sample indices, the
+same samples the on-the-fly stream draws; for a real source: the same rows, held out or not, that training and
+evaluation stream, see `ditlaws.data.sources`). The source is read once, front to back, each row routed to its
+shard (N comes from --num-samples, or from a first pass over the caption column only). A shard counts as done when
+its sidecar `shard-*.json` exists; the parquet file is written under a temporary name and renamed first, so an
+interrupted run leaves no half shard, and a re-run passes over the rows of finished shards without decoding them
+and redoes only the rest. `manifest.json` (counts, shapes, dtypes, encoders, versions, source fingerprint, skipped
+rows with their file and row) is written last. A bad config or wrong column name stops before any work (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -27,43 +32,75 @@ from tqdm.auto import tqdm
 from ditlaws.config import load_data_config
 from ditlaws.data import builtin, cache, sources
 from ditlaws.data.encoders import build_image_encoder, build_text_encoder
+from ditlaws.data.files import expand_data_files
 from ditlaws.data.loader import collate_samples
 from ditlaws.errors import UserError
 from ditlaws.jsonio import write_json_atomic
+from ditlaws.versions import versions
 
 logger = logging.getLogger("ditlaws.data.prepare")
 SOURCE_FIELDS = ("source", "data_files", "data_dir", "dataset_config", "image_column", "caption_column",
                  "train_split", "val_split", "val_size", "resolution", "complexity", "seed", "image_encoder",
                  "image_encoder_subfolder", "text_encoder", "text_encoder_subfolder", "tokenizer_subfolder",
                  "text_len", "text_dim", "text_seed", "latent_dtype", "num_shards")
+MAX_LISTED = 100  # skipped rows listed per shard and in the manifest (all are counted)
 
 
-def count_rows(data_cfg, split: str, num_samples: int | None) -> int:
+class SourceRows:
+    """One split of a real source for prepare: opened once, its rows in source order with their positions."""
+
+    def __init__(self, data_cfg, split: str):
+        self.data_cfg = data_cfg
+        self.raw = sources.open_source(data_cfg, split)  # checks the columns before any work
+        self.range = sources.split_range(data_cfg, self.raw, split)
+        self.shards = list(range(self.raw.num_shards))
+
+    def count(self) -> int:
+        """Rows in the split, from the caption column alone."""
+        logger.info("counting rows of %s (pass --num-samples to skip this)", sources.describe(self.data_cfg))
+        small = self.raw.select_columns([self.data_cfg.caption_column])
+        return sum(1 for _ in sources.positioned_rows(self.shards, small, self.range.start, self.range.stop))
+
+    def rows(self):
+        return sources.positioned_rows(self.shards, self.raw, self.range.start, self.range.stop)
+
+    def decode(self, row: dict) -> dict:
+        c = self.data_cfg
+        return sources.decode_row(row, c.image_column, c.caption_column, c.resolution)
+
+    def file_names(self, split: str) -> list[str] | None:
+        """The file behind each source shard, where `datasets` resolves one file per shard (parquet, webdataset)."""
+        from datasets import load_dataset_builder
+
+        c = self.data_cfg
+        try:
+            builder = load_dataset_builder(c.source, name=c.dataset_config, data_files=expand_data_files(c.data_files),
+                                           data_dir=c.data_dir)
+            files = [str(f) for f in builder.config.data_files[sources.hf_split(c, split)]]
+        except Exception:  # best effort: without names the manifest gives the shard index
+            return None
+        return files if len(files) == len(self.shards) else None
+
+
+def count_rows(data_cfg, split: str, num_samples: int | None, source: SourceRows | None) -> int:
     if data_cfg.source == "builtin":
         if split == "train":
             if num_samples is None:
                 raise UserError("--num-samples is required for the builtin train split (it is infinite)")
             return num_samples
         return min(num_samples or data_cfg.val_size, data_cfg.val_size)
-    if split == "val" and data_cfg.val_split is None:
-        return min(num_samples or data_cfg.val_size, data_cfg.val_size)
-    if num_samples is not None:
-        return num_samples
-    stream = sources.held_out(data_cfg, sources.open_source(data_cfg, split), split)
-    logger.info("counting rows of %s (pass --num-samples to skip this)", data_cfg.source)
-    return sum(1 for _ in stream)
+    held = source.range.held_out
+    if split == "val" and held is not None:
+        return min(num_samples or held, held)
+    return num_samples if num_samples is not None else source.count()
 
 
-def shard_samples(data_cfg, split: str, start: int, stop: int):
-    """Decoded samples {"pixels", "caption", "id", "skip"} of rows [start, stop) in source order."""
-    if data_cfg.source == "builtin":
-        for index in range(start, stop):
-            sample = builtin.builtin_sample(data_cfg.seed, split, index, data_cfg.resolution, data_cfg.complexity)
-            sample["skip"] = ""
-            yield sample
-        return
-    stream = sources.held_out(data_cfg, sources.open_source(data_cfg, split), split)
-    yield from sources.decoded(data_cfg, stream.skip(start).take(stop - start))
+def builtin_samples(data_cfg, split: str, start: int, stop: int):
+    """Samples {"pixels", "caption", "id", "skip"} of the built-in set's indices [start, stop)."""
+    for index in range(start, stop):
+        sample = builtin.builtin_sample(data_cfg.seed, split, index, data_cfg.resolution, data_cfg.complexity)
+        sample["skip"] = ""
+        yield sample
 
 
 def tensor_specs(data_cfg, text_encoder, image_encoder) -> dict:
@@ -75,11 +112,19 @@ def tensor_specs(data_cfg, text_encoder, image_encoder) -> dict:
             "pooled": {"dtype": dtype, "shape": [text_encoder.text_dim]}}
 
 
-def write_shard(path: Path, samples, specs: dict, text_encoder, image_encoder, batch_size: int, device) -> dict:
-    """Encode `samples` into `path` (atomically); return {"rows", "skipped": {reason: n}, "skipped_ids"}."""
+def skipped_entry(sample: dict, files: list[str] | None) -> dict:
+    """Where a skipped row is: its id, the file it came from (or its shard index) and its row inside that file."""
+    shard = sample.get("shard", -1)
+    file = sample.get("file") or (files[shard] if files and 0 <= shard < len(files) else f"shard {shard}")
+    return {"id": sample["id"], "file": file, "row": sample.get("row", -1), "reason": sample["skip"]}
+
+
+def write_shard(path: Path, samples, specs: dict, text_encoder, image_encoder, batch_size: int, device,
+                files: list[str] | None = None) -> dict:
+    """Encode `samples` into `path` (atomically); return {"rows", "skipped": {reason: n}, "skipped_rows"}."""
     dtypes = {name: spec["dtype"] for name, spec in specs.items()}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    skipped, skipped_ids, rows = Counter(), [], 0
+    skipped, skipped_rows, rows = Counter(), [], 0
     writer = None
 
     def flush(batch_samples):
@@ -102,7 +147,8 @@ def write_shard(path: Path, samples, specs: dict, text_encoder, image_encoder, b
         for sample in samples:
             if sample["skip"]:
                 skipped[sample["skip"]] += 1
-                skipped_ids.append(sample["id"])
+                if len(skipped_rows) < MAX_LISTED:
+                    skipped_rows.append(skipped_entry(sample, files))
                 logger.debug("skipping row %s: %s", sample["id"], sample["skip"])
                 continue
             pending.append(sample)
@@ -120,18 +166,7 @@ def write_shard(path: Path, samples, specs: dict, text_encoder, image_encoder, b
     finally:
         if tmp.exists():
             tmp.unlink()
-    return {"rows": rows, "skipped": dict(skipped), "skipped_ids": skipped_ids[:100]}
-
-
-def versions() -> dict:
-    import datasets
-    import diffusers
-    import transformers
-
-    import ditlaws
-
-    return {"ditlaws": ditlaws.__version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__, "datasets": datasets.__version__}
+    return {"rows": rows, "skipped": dict(skipped), "skipped_rows": skipped_rows}
 
 
 def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out: str | None = None,
@@ -144,15 +179,14 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         raise UserError(f"--split {split!r} is not valid; choose one of train, val, ood")
     if num_samples is not None and num_samples <= 0:
         raise UserError(f"--num-samples must be positive, got {num_samples}")
-    if data_cfg.source != "builtin":
-        sources.open_source(data_cfg, split)  # column check before any work
-    total = count_rows(data_cfg, split, num_samples)
+    source = SourceRows(data_cfg, split) if data_cfg.source != "builtin" else None  # columns checked here
+    total = count_rows(data_cfg, split, num_samples, source)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     text_encoder = build_text_encoder(data_cfg).to(device)
     image_encoder = build_image_encoder(data_cfg).to(device)
     specs = tensor_specs(data_cfg, text_encoder, image_encoder)
-    source = {key: getattr(data_cfg, key) for key in SOURCE_FIELDS}
-    fingerprint = hashlib.blake2b(json.dumps({"source": source, "split": split, "rows": total}, sort_keys=True)
+    settings = {key: getattr(data_cfg, key) for key in SOURCE_FIELDS}
+    fingerprint = hashlib.blake2b(json.dumps({"source": settings, "split": split, "rows": total}, sort_keys=True)
                                   .encode(), digest_size=16).hexdigest()
 
     split_dir = Path(out) / split
@@ -160,6 +194,8 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
     for stale in split_dir.glob(".shard-*.tmp-*"):  # left by an interrupted run
         stale.unlink()
     shards_total = data_cfg.num_shards
+    rows = source.rows() if source is not None else None  # one pass over the source, routed to the shards in turn
+    files = source.file_names(split) if source is not None else None
     shard_infos = []
     for index in tqdm(range(shards_total), desc=f"prepare {split}", unit="shard"):
         name = cache.shard_name(index, shards_total)
@@ -170,10 +206,15 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
             if info.get("fingerprint") != fingerprint:
                 raise UserError(f"{split_dir}: holds shards from a different config or sample count; "
                                 f"use another --out or delete that folder")
+            if rows is not None:  # pass over this shard's rows without decoding them
+                collections.deque(itertools.islice(rows, stop - start), maxlen=0)
             shard_infos.append(info)
             continue
-        samples = shard_samples(data_cfg, split, start, stop)
-        info = write_shard(split_dir / name, samples, specs, text_encoder, image_encoder, batch_size, device)
+        if rows is None:
+            samples = builtin_samples(data_cfg, split, start, stop)
+        else:
+            samples = map(source.decode, itertools.islice(rows, stop - start))
+        info = write_shard(split_dir / name, samples, specs, text_encoder, image_encoder, batch_size, device, files)
         info.update(file=name, start=start, stop=stop, fingerprint=fingerprint)
         write_json_atomic(done_marker, info, indent=None)
         shard_infos.append(info)
@@ -183,19 +224,20 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         skipped.update(info["skipped"])
     manifest = {
         "split": split, "rows": sum(i["rows"] for i in shard_infos), "source_rows": total,
-        "skipped": dict(skipped), "skipped_ids": [x for i in shard_infos for x in i["skipped_ids"]][:100],
+        "skipped": dict(skipped),
+        "skipped_rows": [x for i in shard_infos for x in i.get("skipped_rows", [])][:MAX_LISTED],
         "tensors": specs,
         "encoders": {"text": text_encoder.name, "text_dim": text_encoder.text_dim, "text_len": text_encoder.text_len,
                      "image": image_encoder.name, "latent_channels": image_encoder.latent_channels,
                      "downsample": image_encoder.downsample, "scaling_factor": image_encoder.scaling_factor,
                      "shift_factor": image_encoder.shift_factor},
-        "source": source, "fingerprint": fingerprint, "versions": versions(),
+        "source": settings, "fingerprint": fingerprint, "versions": versions(),
         "shards": [{"file": i["file"], "rows": i["rows"], "skipped": i["skipped"]} for i in shard_infos],
     }
     if manifest["rows"] == 0:
-        held = f"; the first data.val_size={data_cfg.val_size} rows are held out for val" if (
-            data_cfg.source != "builtin" and split == "train" and data_cfg.val_split is None) else ""
-        raise UserError(f"{data_cfg.source}: no usable rows for split {split!r} ({total} read, "
+        held = source.range.held_out if source is not None and split == "train" else None
+        held = f"; the first {held} rows are held out for val (data.val_size {data_cfg.val_size})" if held else ""
+        raise UserError(f"data.source {sources.describe(data_cfg)}: no usable rows for split {split!r} ({total} read, "
                         f"{sum(skipped.values())} skipped{held})")
     write_json_atomic(split_dir / "manifest.json", manifest)
     if skipped:

@@ -33,6 +33,11 @@ class FitInputs:
     runs: str | None = option(None, help="run-store folder (runs/<study>/<run_id>.json) or CSV N,D,loss[,budget][,fid]"
                                 "[,accuracy][,clip_score][,ood_loss][,study]", metavar="PATH")
     out: str | None = option(None, help="output folder for fit.json, report.md and figures", metavar="DIR")
+    hub: str | None = option(None, help="instead of --runs: a results repo on the Hub, <org>/<study>-results (one "
+                                        "pinned snapshot; offline from the cache with HF_HUB_OFFLINE=1)",
+                             metavar="REPO")
+    revision: str | None = option(None, help="with --hub: the commit (sha, branch or tag) to fit; written into "
+                                             "fit.json and the report", metavar="SHA")
     predict: tuple[float, ...] = option((), help="target budget(s) in FLOPs (default: 10x the largest fitted "
                                                  "budget)", gt=0, cli="nargs", metavar="C")
     compare: tuple[str, ...] = option((), help="other stores/CSVs to compare against", cli="nargs", metavar="RUNS")
@@ -66,9 +71,13 @@ def parse(argv: list[str] | None) -> tuple[FitInputs, FitOptions]:
         options = from_arguments(FitOptions, ns, section=SECTION)
     except UserError as e:
         raise UserError(_flag_message(str(e))) from None
-    for f in dataclasses.fields(FitInputs)[:2]:
-        if getattr(inputs, f.name) is None:
-            raise UserError(f"--{f.name} is required: {spec(f)['help']}")
+    if (inputs.runs is None) == (inputs.hub is None):
+        raise UserError("give exactly one of --runs (a run-store folder or CSV) or --hub (<org>/<study>-results)")
+    if inputs.revision is not None and inputs.hub is None:
+        raise UserError("--revision needs --hub (a local store has no revisions)")
+    out = next(f for f in dataclasses.fields(FitInputs) if f.name == "out")
+    if inputs.out is None:
+        raise UserError(f"--out is required: {spec(out)['help']}")
     return inputs, options
 
 
@@ -85,13 +94,21 @@ def check_output(out: Path) -> None:
 
 
 def check_inputs(inputs: FitInputs) -> None:
-    for flag, paths in (("--runs", [inputs.runs]), ("--compare", list(inputs.compare))):
+    for flag, paths in (("--runs", [inputs.runs] if inputs.runs else []), ("--compare", list(inputs.compare))):
         for path in paths:
             if not Path(path).exists():
                 raise UserError(f"{flag}: {path} does not exist (give a CSV file or a run-store folder)")
 
 
-def _studies(path: str, flag: str, inputs: FitInputs, options: FitOptions) -> list[RunTable]:
+def _studies(path: str | None, flag: str, inputs: FitInputs, options: FitOptions) -> list[RunTable]:
+    if path is None:  # --hub: one pinned snapshot of the results repo, read through the store interface
+        from ditlaws.laws.table import table_from_store
+        from ditlaws.store import open_results
+
+        table = table_from_store(open_results(inputs.hub, inputs.revision), flops=options.flops, strict=inputs.strict,
+                                 drop_duplicates=inputs.drop_duplicates, source=f"hub:{inputs.hub}", flag="--hub")
+        group_budgets(table, options.budget_tolerance)
+        return [table.for_study(s) for s in table.studies]
     table = load_runs(path, flops=options.flops, flag=flag, strict=inputs.strict,
                       drop_duplicates=inputs.drop_duplicates)
     if inputs.study and flag == "--runs" and table.provenance.get("kind") == "csv" and \

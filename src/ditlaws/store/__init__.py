@@ -7,11 +7,11 @@
 On the Hub the runs/ tree is the dataset repo `<org>/<study>-results` and each kept model is a model repo
 `<org>/<study>-<run_id>`. Training writes the record (and `RunPublisher` pushes it), evaluation merges its metrics
 into it, fit_laws.py reads all records through `iter_records` / `provenance` (the only reader of the layout).
-`open_store("path" | "hub://<org>/<study>")` gives either; `HubStore.snapshot(revision)` is a LocalStore over one
-pinned download.
+`open_store("path" | "hub://<org>/<study>")` gives either; `HubStore.snapshot(revision)` (or
+`open_results("<org>/<study>-results", revision)`) is a LocalStore over one pinned download.
 """
 
-from ditlaws.store.hub import HubStore, open_store
+from ditlaws.store.hub import HubStore, open_results, open_store
 from ditlaws.store.local import LocalStore, StoredRecord, check_name, merge
 
-__all__ = ["HubStore", "LocalStore", "StoredRecord", "check_name", "merge", "open_store"]
+__all__ = ["HubStore", "LocalStore", "StoredRecord", "check_name", "merge", "open_results", "open_store"]

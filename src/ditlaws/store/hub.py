@@ -14,6 +14,7 @@ not committed again, so pushing the same run twice makes no new commit. The toke
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import tempfile
@@ -74,6 +75,7 @@ class HubStore:
         self.results_repo = check_repo_id(results_repo_name(org, study), f"study {study!r}")
         self._reader: LocalStore | None = None
         self._ensured: set[tuple[str, str]] = set()
+        self._blobs: dict[str, dict | None] = {}  # git blob id -> parsed record
 
     @property
     def spec(self) -> str:
@@ -289,17 +291,19 @@ class HubStore:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.hf_api import RepoFile
 
-        paths = [f.path for f in self.api.list_repo_tree(self.results_repo, repo_type="dataset", revision=sha,
-                                                         recursive=True)
+        files = [f for f in self.api.list_repo_tree(self.results_repo, repo_type="dataset", revision=sha,
+                                                    recursive=True)
                  if isinstance(f, RepoFile) and RECORD_PATH.match(f.path)]
         out: dict[str, dict | None] = {}
-        for path in paths:
-            local = hf_hub_download(self.results_repo, path, repo_type="dataset", revision=sha,
-                                    endpoint=self.endpoint, cache_dir=self.cache_dir)
-            try:
-                out[path] = json.loads(Path(local).read_bytes())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                out[path] = None
+        for f in files:
+            if f.blob_id not in self._blobs:  # a record already read (same git blob) is not fetched again
+                local = hf_hub_download(self.results_repo, f.path, repo_type="dataset", revision=sha,
+                                        endpoint=self.endpoint, cache_dir=self.cache_dir)
+                try:
+                    self._blobs[f.blob_id] = json.loads(Path(local).read_bytes())
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    self._blobs[f.blob_id] = None
+            out[f.path] = copy.deepcopy(self._blobs[f.blob_id])
         return out
 
 
@@ -329,4 +333,15 @@ def open_store(spec: str | Path, *, revision: str | None = None, api=None, cache
     return HubStore(parts[0], parts[1], api, revision=revision, cache_dir=cache_dir, retry=retry)
 
 
-__all__ = ["HubStore", "is_transient", "metrics_path", "open_store", "record_bytes", "record_path"]
+def open_results(repo_id: str, revision: str | None = None, *, api=None, cache_dir: str | Path | None = None,
+                 retry: Retry | None = None) -> LocalStore:
+    """`fit_laws.py --hub <org>/<study>-results [--revision SHA]` and the Space: that results repo at `revision`
+    as a LocalStore (one pinned snapshot_download; its provenance() holds the commit sha)."""
+    org, _, name = str(repo_id).partition("/")
+    if not org or not name.endswith("-results") or "/" in name or len(name) <= len("-results"):
+        raise UserError(f"--hub {repo_id}: give a results repo id, <org>/<study>-results")
+    store = HubStore(org, name[: -len("-results")], api, cache_dir=cache_dir, retry=retry)
+    return store.snapshot(revision)
+
+
+__all__ = ["HubStore", "is_transient", "metrics_path", "open_results", "open_store", "record_bytes", "record_path"]

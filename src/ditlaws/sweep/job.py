@@ -52,18 +52,20 @@ def write_job(cfg: RunConfig, sweep: SweepConfig) -> Path:
 
 def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | None:
     """The run's record when it is in the store with this fingerprint; an error when it is there with another."""
-    path = store.run_path(study, run_id)
-    if not path.is_file():
+    if not store.has_run(study, run_id):
         return None
     record = store.get_run(study, run_id)
     if (record.get("sweep") or {}).get("config_sha256") != fingerprint:
-        raise UserError(f"{path}: this run is in the store with a different configuration; remove the record (and "
-                        f"its run folder) or use another study name")
+        raise UserError(f"{store.run_path(study, run_id)}: this run is in the store with a different configuration; "
+                        "remove the record (and its run folder) or use another study name")
     return record
 
 
-def run_job(run_dir: str | Path, log=print) -> dict:
-    """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store."""
+def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
+    """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store.
+
+    The run folder's lock is taken by training (or passed in by a caller that holds it, as the in-process runner
+    does); a folder another process is working in is a `LockBusy` error naming it."""
     from accelerate import PartialState
 
     from ditlaws.store import LocalStore
@@ -77,7 +79,7 @@ def run_job(run_dir: str | Path, log=print) -> dict:
     record = stored_record(store, spec["study"], cfg.train.run_id, spec["fingerprint"])
     if record is not None:
         return record
-    summary = train(cfg)
+    summary = train(cfg, lock=lock)
     if not PartialState().is_main_process:
         return summary
     summary.pop("replica_param_sha256", None)
@@ -87,7 +89,17 @@ def run_job(run_dir: str | Path, log=print) -> dict:
                         "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}, "output_dir": str(run_dir)}}
     if spec["keep_models"]:
         record["sweep"]["model_dir"] = str(store.put_model(cfg.train.run_id, run_dir / "model"))
-    store.put_run(record)
+    from ditlaws.locks import file_lock
+
+    with file_lock(store.run_path(spec["study"], cfg.train.run_id), label="sweep job", timeout=30):
+        store.put_run(record)
+    if cfg.hub.org:  # the evaluated record replaces the training summary the run pushed; never fails the job
+        from ditlaws.store.push import push_run
+
+        report = push_run(run_dir, cfg.hub, record=record)
+        if not report.ok:
+            failed = "; ".join(f"{k}: {v}" for k, v in report.failed.items())
+            log(f"hub: {cfg.train.run_id} not fully pushed ({failed}); `ditlaws push {run_dir}` later")
     return record
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ditlaws.config import SweepConfig
+from ditlaws.locks import folder_lock
 from ditlaws.sweep.job import run_job, stored_record, sweep_fingerprint, write_job
 from ditlaws.sweep.plan import PlannedRun, plan_sweep
 
@@ -32,18 +33,43 @@ def run_sweep(sweep: SweepConfig, log=print) -> list[dict]:
             todo.append(run)
     for run in todo:
         write_job(run.config, sweep)
+    busy = []
     for run in todo:
         i = runs.index(run) + 1
-        resumed = _has_checkpoint(run)
-        t0 = time.perf_counter()
-        records[run.run_id] = record = run_job(run.config.train.output_dir, log=log)
+        lock = folder_lock(run.config.train.output_dir, label="sweep runner")
+        if not lock.acquire(blocking=False):
+            holder = lock.holder()
+            log(f"{prefix(i, len(runs), run)}  in progress elsewhere ({holder.describe() if holder else 'locked'}), "
+                "skipped")
+            busy.append(run.run_id)
+            continue
+        try:
+            done = stored_record(store, sweep.study, run.run_id, sweep_fingerprint(run.config, sweep.eval))
+            if done is not None:  # finished by another runner while this one was busy
+                log(f"{prefix(i, len(runs), run)}  in store (finished by another runner), skipped")
+                records[run.run_id] = done
+                continue
+            resumed = _has_checkpoint(run)
+            t0 = time.perf_counter()
+            records[run.run_id] = record = run_job(run.config.train.output_dir, log=log, lock=lock)
+        finally:
+            lock.release()
         log(f"{prefix(i, len(runs), run)}  {'resumed, ' if resumed else ''}trained + evaluated in "
             f"{time.perf_counter() - t0:.1f} s  val_loss {loss_text(record)}")
-    ordered = [records[r.run_id] for r in runs]
+    if busy:
+        log(f"{len(busy)} run(s) were in progress in another process; run the sweep again when it is done to "
+            "collect them")
+    ordered = [records[r.run_id] for r in runs if r.run_id in records]
     if sweep.eval.generation:
         from ditlaws.sweep.generation import evaluate_generation
 
         ordered = evaluate_generation(sweep, store, ordered, log=log)
+    if sweep.hub.org:  # whatever did not land yet (and the generation metrics) goes to the results repo
+        from ditlaws.store.push import push_store
+
+        report = push_store(store.root, sweep.hub, study=sweep.study)
+        log(f"hub: {len(report.landed)} item(s) pushed to {sweep.hub.org}/{sweep.study}-results"
+            + (f", {len(report.failed)} failed (run `ditlaws push {store.root}` later)" if report.failed else ""))
     log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s)")
     return ordered
 

@@ -64,6 +64,7 @@ class Run:
     wall_before: float
     faults: Faults
     publisher: object | None = None
+    lock: object | None = None  # the run folder's lock (main process), checked at checkpoints
     started: float = 0.0
 
     @property
@@ -78,16 +79,28 @@ class Run:
         return self.wall_before + time.perf_counter() - self.started
 
 
-def train(cfg: RunConfig, plan: RunPlan | None = None) -> dict:
+def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None) -> dict:
     """Run (or resume) one training run; returns the run record that is also written to summary.json.
 
     `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it); without it the
-    plan is made here from the data stream's geometry."""
+    plan is made here from the data stream's geometry. The run folder is locked for the run (`ditlaws.locks`; a
+    folder another process is training in is refused, naming it); a caller that holds the lock passes it in."""
     output = Path(cfg.train.output_dir)
-    state = run_dir.claim(cfg, output)
-    if state.status == "finished":
-        return read_json(state.summary_path)
+    run_dir.check_folder(output)
+    with run_dir.locked(output, lock) as held:
+        state = run_dir.claim(cfg, output)
+        if state.status == "finished":
+            if cfg.hub.org and held is not None:  # what did not reach the Hub yet goes now (idempotent)
+                from ditlaws.store.push import push_run
+
+                push_run(output, cfg.hub)
+            return read_json(state.summary_path)
+        return _train(cfg, plan, output, held)
+
+
+def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
     run = start_run(cfg, plan, output)
+    run.lock = lock
     t, acc = cfg.train, run.accelerator
     params = [p for p in run.model.parameters() if p.requires_grad]
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
@@ -196,6 +209,12 @@ def save_checkpoint(run: Run, step: int) -> None:
     """Every process writes its part; the main one writes training_state.json last (what marks it complete)."""
     acc = run.accelerator
     folder = ckpt.checkpoint_dir(run.output, step)
+    if run.lock is not None and run.lock.lost:
+        raise UserError(f"{run.output}: another process took over this run folder's lock (this one stalled past "
+                        "the lock's stale time); stopped before writing a checkpoint")
+    if run.main:
+        ckpt.begin_save(folder)
+    acc.wait_for_everyone()
     acc.save_state(str(folder))
     acc.wait_for_everyone()
     run.faults.during_save("kill_save", step)
@@ -232,7 +251,7 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
     accelerator = make_accelerator(cfg)
     accelerator.wait_for_everyone()  # every process has checked the run folder before any of them writes to it
     layout = BatchLayout.resolve(t.global_batch, t.micro_batch, accelerator.num_processes, accelerator.process_index)
-    resume_dir = ckpt.resolve_resume(t.resume, output)
+    resume_dir = ckpt.resolve_resume(t.resume, output, warn=print_main(accelerator))
     faults = Faults.from_env()
     data = open_train_data(cfg.data, layout, device=accelerator.device)
     if plan is None:
@@ -268,6 +287,13 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
               wall_before=wall_before, faults=faults, publisher=publisher)
     run.started = time.perf_counter()
     return run
+
+
+def print_main(accelerator: Accelerator):
+    """A one-line printer (stderr) that only the main process uses."""
+    import sys
+
+    return lambda line: print(line, file=sys.stderr) if accelerator.is_main_process else None
 
 
 def make_accelerator(cfg: RunConfig) -> Accelerator:

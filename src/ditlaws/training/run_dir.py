@@ -12,6 +12,7 @@ The resolved `config.yaml` in a run folder says which run it holds. Before train
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import yaml
 from ditlaws.config import config_from_dict, identity, identity_diff
 from ditlaws.errors import UserError
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "eval.json")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "eval.json", "hub_push.json")
 RUN_FOLDERS = ("model", "checkpoints")
 
 
@@ -44,6 +45,29 @@ def stored_identity(output: Path) -> dict | None:
 
 def has_run_files(output: Path) -> bool:
     return any((output / name).exists() for name in (*RUN_FILES, *RUN_FOLDERS))
+
+
+def check_folder(output: Path) -> None:
+    """A run folder must be a folder (or not exist yet) under a writable parent."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"train.output_dir: {output} is a file, not a folder")
+    _check_writable(output)
+
+
+@contextmanager
+def locked(output: Path, lock=None):
+    """Hold the run folder's lock (`ditlaws.locks`) while training: taken here on the main process unless the
+    caller holds it already (the sweep runner does); a folder another live process holds is refused."""
+    from accelerate import PartialState
+
+    if lock is not None or not PartialState().is_main_process:
+        yield lock
+        return
+    from ditlaws.locks import folder_lock
+
+    output.mkdir(parents=True, exist_ok=True)
+    with folder_lock(output, label="train_dit.py", timeout=0) as held:
+        yield held
 
 
 def claim(cfg, output: Path) -> FolderState:
