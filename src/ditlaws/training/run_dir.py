@@ -58,9 +58,11 @@ def check_folder(output: Path) -> None:
 def locked(output: Path, lock=None):
     """Hold the run folder's lock (`ditlaws.locks`) while training: taken here on the main process unless the
     caller holds it already (the sweep runner does); a folder another live process holds is refused."""
-    from accelerate import PartialState
+    import os
 
-    if lock is not None or not PartialState().is_main_process:
+    # The launcher's RANK (torchrun / accelerate launch) says which process is the main one before any process
+    # group exists; a plain `python` run has none and is the main process.
+    if lock is not None or int(os.environ.get("RANK", "0")) != 0:
         yield lock
         return
     from ditlaws.locks import folder_lock
