@@ -109,5 +109,5 @@ def test_missing_results_repo_or_fit_is_one_line(hub_server):  # noqa: F811
     HfApi(endpoint=hub_server.url).create_repo("org/empty-results", repo_type="dataset")
     with pytest.raises(UserError, match="holds no fit"):
         from_hub("org/empty-results", endpoint=hub_server.url)
-    with pytest.raises(UserError, match="is not a results repo"):
+    with pytest.raises(UserError, match="give a results repo id"):
         from_hub("org/empty", endpoint=hub_server.url)

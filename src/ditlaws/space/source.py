@@ -88,15 +88,17 @@ def from_fit_file(path: str | Path, runs: str | Path | None = None, presets: str
 
 
 def from_hub(repo: str, revision: str | None = None, endpoint: str | None = None) -> Source:
-    """The results dataset repo ``<org>/<study>-results`` through the run store's Hub reader (``HubStore.snapshot``:
+    """The results dataset repo ``<org>/<study>-results`` through the run store's Hub reader (``open_results``:
     one snapshot_download pinned to ``revision``, or to the current commit, which the origin records): fit.json
     from FIT_PATHS (``HubStore.put_fit`` writes fit/) and the run records under runs/."""
-    from ditlaws.store import HubStore
+    from ditlaws.store.hub import open_results
 
-    org, _, name = repo.partition("/")
-    if not org or "/" in name or not name.endswith("-results") or name == "-results":
-        raise UserError(f"--hub: {repo!r} is not a results repo <org>/<study>-results")
-    snapshot = HubStore(org, name[: -len("-results")], endpoint=endpoint).snapshot(revision)
+    api = None
+    if endpoint:
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=endpoint)
+    snapshot = open_results(repo, revision, api=api)
     found = [snapshot.root / p for p in FIT_PATHS if (snapshot.root / p).is_file()]
     if not found:
         raise UserError(f"--hub: {repo} holds no fit ({' or '.join(FIT_PATHS)}); push one with "
