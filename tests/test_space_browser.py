@@ -41,6 +41,12 @@ def _require_browser():
 
 
 @pytest.fixture(scope="module")
+def chromium():
+    """Checked before the app starts, so a machine without chromium skips at once."""
+    _require_browser()
+
+
+@pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A staged Space of the two-study example fit with its preset table, served as a child process."""
     inputs, space = tmp_path_factory.mktemp("inputs"), tmp_path_factory.mktemp("space")
@@ -58,8 +64,7 @@ def _first_number(text: str) -> float:
     return float(FLOAT.search(text).group())
 
 
-def test_typed_budget_shows_the_fits_numbers_and_the_plot(served, tmp_path):
-    _require_browser()
+def test_typed_budget_shows_the_fits_numbers_and_the_plot(chromium, served, tmp_path):
     fit, p = served["fit"], served["fit"].predict(BUDGET)
     with browser.chromium_page(1280, 900) as page:
         browser.open_app(page, served["url"])
