@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sweep": ("ditlaws.sweep", "main", "plan and run an isoFLOP sweep"),
     "push": ("ditlaws.store.push", "main", "push a run folder or a run store to the Hub (what did not land)"),
     "features": ("ditlaws.feature_net.train", "main", "train the built-in feature network once (FID, accuracy)"),
+    "space": ("ditlaws.space", "main", "deploy the Gradio Space (the fit's predictions) to a Space repo"),
 }
 
 
