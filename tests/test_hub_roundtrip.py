@@ -59,6 +59,9 @@ def test_sweep_to_hub_then_fit_from_hub_equals_the_local_fit(hub_server, tmp_pat
     assert older["inputs"][0]["revision"] == first
     assert older["inputs"][0]["n_runs"] == 6 and shared["inputs"][0]["n_runs"] == 9
 
+    fit(["--hub", "lab/share-results", "--push"], tmp_path / "pushed", env)  # where the Space reads it
+    assert "fit/fit.json" in hub_server.files("dataset", "lab/share-results")
+
     run_ids = [p.stem for p in sorted((tmp_path / "out" / "store" / "runs" / "share").glob("*.json"))]
     for run_id in run_ids:  # one model repo per kept run, in diffusers format with its card
         files = hub_server.files("model", f"lab/share-{run_id}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ditlaws.laws.predict import SCHEMA_VERSION
 from ditlaws.laws.synthetic import PAPER_LAWS, isoflop_table, paper_truth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def test_cli_writes_fit_json_and_report(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "At 1.5e+21 FLOPs, train a" in res.stdout
     fit = json.loads((out / "fit.json").read_text())
-    assert fit["schema_version"] == 2
+    assert fit["schema_version"] == SCHEMA_VERSION
     laws = fit["approach2"]["laws"]
     for name in ("N_opt", "D_opt", "L_opt", "FID"):
         assert {"coef", "exponent", "summary", "r2", "draws", "error_model"} <= laws[name].keys()

@@ -23,7 +23,7 @@ def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2, so
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=indent, sort_keys=sort_keys, default=_plain)
+            json.dump(data, f, indent=indent, sort_keys=sort_keys, default=_plain, allow_nan=False)  # strict JSON
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

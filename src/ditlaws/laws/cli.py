@@ -38,6 +38,8 @@ class FitInputs:
                              metavar="REPO")
     revision: str | None = option(None, help="with --hub: the commit (sha, branch or tag) to fit; written into "
                                              "fit.json and the report", metavar="SHA")
+    push: bool = option(False, help="with --hub: also commit this fit (fit.json, report, figures) to the results "
+                                    "repo's fit/ folder, where the Space reads it")
     predict: tuple[float, ...] = option((), help="target budget(s) in FLOPs (default: 10x the largest fitted "
                                                  "budget)", gt=0, cli="nargs", metavar="C")
     compare: tuple[str, ...] = option((), help="other stores/CSVs to compare against", cli="nargs", metavar="RUNS")
@@ -75,6 +77,8 @@ def parse(argv: list[str] | None) -> tuple[FitInputs, FitOptions]:
         raise UserError("give exactly one of --runs (a run-store folder or CSV) or --hub (<org>/<study>-results)")
     if inputs.revision is not None and inputs.hub is None:
         raise UserError("--revision needs --hub (a local store has no revisions)")
+    if inputs.push and inputs.hub is None:
+        raise UserError("--push needs --hub (the results repo to write the fit into)")
     out = next(f for f in dataclasses.fields(FitInputs) if f.name == "out")
     if inputs.out is None:
         raise UserError(f"--out is required: {spec(out)['help']}")
@@ -155,6 +159,12 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
 
         figures = plots.all_figures(path, out)
     report.write_report(out / "report.md", path, figures)
+    if inputs.push:
+        from ditlaws.store import HubStore
+
+        org, _, name = inputs.hub.partition("/")
+        sha = HubStore(org, name.removesuffix("-results")).put_fit(out)
+        print(f"pushed the fit to {inputs.hub} fit/ (commit {sha})")
     return docs[0]
 
 

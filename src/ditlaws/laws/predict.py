@@ -35,7 +35,7 @@ from ditlaws.errors import UserError
 from ditlaws.laws import forms, parabola
 from ditlaws.laws.extrapolation import phi, side_quantile
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: curvature extrapolation-error models (laws 48facda)
 FAR_FACTOR = 100.0  # warn beyond this multiple of the largest fitted budget
 
 
