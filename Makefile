@@ -8,7 +8,7 @@ OUT ?= outputs/demo
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: test test-fast demo lint clean
+.PHONY: test test-fast demo demo-compare lint clean
 
 # torch and torchvision are pinned together: other pairs break torchvision's operators on this CPU image.
 $(STAMP): pyproject.toml
@@ -28,6 +28,9 @@ test-fast: lint
 
 demo: $(STAMP)
 	bash scripts/demo.sh $(OUT)
+
+demo-compare: $(STAMP)
+	bash scripts/demo_compare.sh $(OUT)
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

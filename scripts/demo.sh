@@ -1,53 +1,73 @@
 #!/usr/bin/env bash
-# `make demo`: a small but complete isoFLOP study on CPU (~8 minutes on 2 cores, plus ~2 minutes once for the FID
-# feature network): plan 3 budgets x 5 tiny text-to-image DiTs -> train each -> validation loss -> run store ->
-# fit the scaling laws (fit_laws.py) -> evaluate the best run of the largest budget (FID, samples, ood).
+# `make demo`: a small but complete text-to-image scaling study on CPU (see the README's "The demo" for the
+# measured numbers). Progressive, as a study with a real budget would run:
+#   1. sweep three budgets x six sizes (configs/sweeps/demo.yaml): train, validation loss, FID + accuracy + samples
+#      for the two best sizes of every budget;
+#   2. fit the laws on those three budgets and let `sweep next` propose five sizes around the predicted N_opt of a
+#      4th, larger budget; train those;
+#   3. fit all four budgets (the backtest predicts the largest from the other three) and write the report with the
+#      samples of every budget's compute-optimal run.
+# Runs already in the store are skipped, so an interrupted demo resumes where it stopped.
 set -euo pipefail
 out=${1:-outputs/demo}
 py=${PY:-.venv/bin/python}
-# Tiny models: one intra-op thread is as fast as two here and never stalls when the machine is busy.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+next_budget=${DEMO_NEXT_BUDGET:-1e12}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started )) s"; }
 
 features=${DITLAWS_CACHE:-$HOME/.cache/ditlaws}/features/builtin_cnn.safetensors
 if [ ! -f "$features" ]; then
-  echo "== FID features: training the built-in feature network once (~2 min) -> $features"
+  echo "== feature network: training it once for FID and accuracy (~2 min, not counted) -> $features"
   "$py" -m ditlaws.feature_net --out "$features"
+  started=$(date +%s)
 fi
 
-echo "== sweep: configs/sweeps/demo.yaml -> $out/sweep (runs already in the store are skipped)"
+echo "== 1. sweep: configs/sweeps/demo.yaml -> $out/sweep"
 "$py" -m ditlaws.sweep --config configs/sweeps/demo.yaml --out "$out/sweep" --dry-run | tail -n +2
 "$py" -m ditlaws.sweep --config configs/sweeps/demo.yaml --out "$out/sweep"
 
-echo "== fit: scaling laws from $out/sweep/store -> $out/fit"
-fit_ok=1
-"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit" --bootstrap 200 --predict 1e12 1e13 1e15 || fit_ok=0
-if [ "$fit_ok" = 0 ]; then
-  echo "(fit_laws.py could not fit laws from this sweep; the line above says why. The demo goes on.)"
-fi
+echo "== 2. fit three budgets, propose the sizes of C = $next_budget ($(elapsed))"
+"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit_3_budgets" --bootstrap 200 --no-figures \
+  --predict "$next_budget" >/dev/null
+"$py" -m ditlaws.sweep next --from configs/sweeps/demo.yaml --store "$out/sweep/store" --budget "$next_budget" \
+  --sizes 5 --write "$out/next.yaml"
+"$py" -m ditlaws.sweep --config "$out/next.yaml" --out "$out/sweep"
 
-# The run to evaluate in full: the lowest validation loss at the largest budget.
-best=$("$py" - "$out/sweep/store" <<'EOF'
+echo "== 3. fit all four budgets -> $out/fit ($(elapsed))"
+"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit" --bootstrap 200 --predict 1e13 1e15
+
+"$py" - "$out/fit/fit.json" "$out/sweep/store" "$(elapsed)" <<'EOF'
 import sys
-from ditlaws.store import LocalStore
-runs = LocalStore(sys.argv[1]).list_runs("demo")
-top = max(r["budget"] for r in runs)
-best = min((r for r in runs if r["budget"] == top), key=lambda r: r["eval"]["val_loss"]["mean"])
-print(best["sweep"]["output_dir"])
-EOF
-)
-echo "== evaluate: $best (validation loss, FID, samples; in-domain and out-of-domain)"
-"$py" evaluate_dit.py --checkpoint "$best" --metrics loss,fid,samples --splits val,ood \
-  --fid-samples 128 --grid-samples 16 --fid-weights "$features"
 
-echo
-echo "Done in $(( $(date +%s) - started )) s. Outputs in $out:"
-echo "  sweep/store/runs/demo/*.json  one record per run (N, D, C, losses, eval.val_loss): what fit_laws.py reads"
-echo "  sweep/runs/<run_id>/          each run: model/ (diffusers format), metrics.jsonl, summary.json, config.yaml"
-if [ "$fit_ok" = 1 ]; then
-  echo "  fit/report.md, fit/fit.json   the fitted laws N_opt, D_opt, L vs C, predictions, backtests"
-  ls "$out"/fit/*.png 2>/dev/null | sed 's/^/  /'
-fi
-echo "  $best/eval.json  the best large-budget run: validation loss, FID (val and ood)"
-ls "$best"/*.png 2>/dev/null | sed 's/^/  /'
+from ditlaws.laws.predict import load_fit
+from ditlaws.laws.samples_figure import compute_optimal_runs
+from ditlaws.store import LocalStore
+
+fit, store, took = load_fit(sys.argv[1]), LocalStore(sys.argv[2]), sys.argv[3]
+doc = fit.doc
+print(f"\nDemo done in {took}.")
+for row in doc.get("backtest") or []:
+    if row["holdout"] != 1 or row["approach"] != "approach2":
+        continue
+    for name in ("N_opt", "L_opt"):
+        q = row["quantities"].get(name)
+        if q is not None:
+            lo, hi = q["ci90"] or (float("nan"), float("nan"))
+            print(f"  backtest, C = {row['C']:.3g} held out: {name} predicted {q['predicted']:.4g} [{lo:.4g}, {hi:.4g}], "
+                  f"measured {q['actual']:.4g} ({100 * q['rel_error']:+.1f} %), "
+                  f"{'covered' if q['covered'] else 'NOT covered'}")
+print("  compute-optimal run of each budget: FID, colour / position / shape accuracy (chance in brackets)")
+for r in compute_optimal_runs(store.list_runs("demo")):
+    ev = r["eval"]
+    acc = "  ".join(f"{ev[k]:.2f}" for k in ("accuracy_colour", "accuracy_position", "accuracy_shape") if k in ev)
+    chance = ev.get("accuracy_chance") or {}
+    ch = " / ".join(f"{chance[k]:.2f}" for k in ("colour", "position", "shape") if k in chance)
+    fid = f"{ev['fid']:.1f}" if "fid" in ev else "n/a"
+    print(f"    C = {r['budget']:.3g}  N = {r['N']:,.0f}  loss {ev['val_loss']['mean']:.4f}  FID {fid}  accuracy {acc}"
+          + (f"  [{ch}]" if ch else ""))
+EOF
+echo "Outputs in $out:"
+echo "  fit/report.md, fit/fit.json, fit/*.png   the laws, predictions, backtests, samples by budget"
+echo "  sweep/store/runs/demo/*.json              one record per run (what fit_laws.py reads)"
+echo "  sweep/runs/<run_id>/                      each run: model/ (diffusers format), metrics.jsonl, eval.json"

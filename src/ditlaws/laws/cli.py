@@ -158,6 +158,9 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
         from ditlaws.laws import plots
 
         figures = plots.all_figures(path, out)
+        samples = samples_figure_of(inputs.runs, tables[0].studies[0], out / "fig6_samples_by_budget.png")
+        if samples is not None:
+            figures["samples"] = samples.name
     report.write_report(out / "report.md", path, figures)
     if inputs.push:
         from ditlaws.store import HubStore
@@ -166,6 +169,16 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
         sha = HubStore(org, name.removesuffix("-results")).put_fit(out)
         print(f"pushed the fit to {inputs.hub} fit/ (commit {sha})")
     return docs[0]
+
+
+def samples_figure_of(runs: str | None, study: str, path: Path) -> Path | None:
+    """The samples-by-budget picture, when the runs are a local store whose records have sample grids."""
+    if runs is None or not Path(runs).is_dir():
+        return None
+    from ditlaws.laws.samples_figure import samples_by_budget
+    from ditlaws.store import LocalStore
+
+    return samples_by_budget(LocalStore(runs).list_runs(study), path)
 
 
 def _largest_fitted(sf) -> float:

@@ -237,6 +237,14 @@ def section_ood(fit: FitResult, figures: dict) -> list[str]:
     return lines
 
 
+def section_samples(figures: dict) -> list[str]:
+    if "samples" not in figures:
+        return []
+    return ["## Samples of each budget's compute-optimal run", "",
+            "Rows are budgets (smallest first), each the lowest-loss run of its budget; column j has the same prompt "
+            "and starting noise in every row.", "", f"![samples by budget]({figures['samples']})", ""]
+
+
 def section_reading(doc: dict) -> list[str]:
     return ["## How to read the intervals", "",
             "Noise-only intervals are bootstrap percentiles: the middle 90 % of the values obtained by refitting "
@@ -276,7 +284,8 @@ def write_report(path: Path, fit_json: Path | dict, figures: dict[str, str]) -> 
     lines = [f"# Scaling laws — {doc['study']}", "", answer(doc), ""]
     for section in (section_approach2(doc, figures), section_budgets(doc), section_approach3(doc),
                     section_predictions(doc, figures), section_backtest(doc, figures),
-                    section_comparison(fit, figures), section_ood(fit, figures), section_reading(doc),
+                    section_comparison(fit, figures), section_ood(fit, figures), section_samples(figures),
+                    section_reading(doc),
                     section_warnings(fit), section_inputs(fit)):
         lines += section
     Path(path).write_text("\n".join(lines) + "\n")
