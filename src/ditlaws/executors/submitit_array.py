@@ -117,8 +117,19 @@ def reattach(entry: JobEntry):
 
 def ended(job, entry: JobEntry) -> bool:
     if entry.cluster == "local" and getattr(job, "_process", None) is None:  # re-attached: is the pid still it?
-        return not _alive(int(entry.job_id), entry.pid_start)
+        return not local_job_running(int(entry.job_id), entry.pid_start)
     return job.done()
+
+
+def local_job_running(pid: int, start: str | None) -> bool:
+    """A local job's process exists, is the one that was submitted, and has not exited (a zombie has)."""
+    if not _alive(pid, start):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().decode(errors="replace").rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: trust the signal check
 
 
 def state_of(job, entry: JobEntry) -> str:
