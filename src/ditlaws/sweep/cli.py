@@ -1,10 +1,16 @@
 """Command line of the sweep: run / plan a sweep, run one of its jobs, propose the next budget.
 
-    python -m ditlaws.sweep --config SWEEP.yaml [--out DIR] [--dry-run]
+    python -m ditlaws.sweep --config SWEEP.yaml [--out DIR] [--dry-run] [--executor local|subprocess|slurm]
+    python -m ditlaws.sweep --config SWEEP.yaml --emit sbatch|list  # job files + a batch script / command list
     python -m ditlaws.sweep job RUN_DIR                 # one run end to end (what executors launch)
     python -m ditlaws.sweep next --store S --budget C [--sizes 5] [--from SWEEP.yaml] --write NEXT.yaml
 
-Exit codes: 0 done, 2 bad config or input (one line naming the key), 3 a run's loss became NaN/inf, 130 interrupted.
+--executor overrides the YAML's `executor.kind`: `local` trains the runs in this process one after another,
+`subprocess` runs `executor.max_parallel` child processes at once (logs in <run folder>/sweep_job.log), `slurm`
+submits a job array through submitit and waits (job ids in <out>/jobs.json, so a restart does not resubmit).
+
+Exit codes: 0 done, 1 some runs failed (each named with its log; the others are in the store), 2 bad config or
+input (one line naming the key), 3 a run's loss became NaN/inf, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import sys
 
 from ditlaws.errors import UserError
+from ditlaws.executors import EMITS, KINDS
 from ditlaws.options import ArgumentParser
 
 
@@ -21,10 +28,15 @@ def run_parser() -> ArgumentParser:
     p.add_argument("--config", required=True, help="sweep YAML (see configs/sweeps/)")
     p.add_argument("--out", help="output folder: run folders in <out>/runs, the store in <out>/store")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--executor", choices=KINDS, help="where the runs execute (overrides the YAML's executor.kind)")
+    p.add_argument("--emit", choices=EMITS, help="write the pending runs' job files and an sbatch --array script "
+                   "(sbatch) or a command list (list) under <out>/jobs/, print where, and exit")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ditlaws.executors.progress import RunsFailed
+
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["job"]:
@@ -37,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RunsFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -51,14 +66,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep_main(argv: list[str]) -> int:
     from ditlaws.sweep.plan import format_plan, load_sweep, plan_sweep
-    from ditlaws.sweep.runner import run_sweep
+    from ditlaws.sweep.runner import emit_jobs, run_sweep
 
     args = run_parser().parse_args(argv)
     sweep = load_sweep(args.config, out=args.out)
+    if args.executor:
+        sweep.executor.kind = args.executor
     if args.dry_run:
         print(f"study {sweep.study}: {len(sweep.budgets)} budgets x {len(sweep.size_list)} sizes x "
               f"{len(sweep.seeds)} seeds; store {sweep.store_dir}")
         print(format_plan(plan_sweep(sweep)))
+        return 0
+    if args.emit:
+        emit_jobs(sweep, args.emit)
         return 0
     run_sweep(sweep)
     print(f"store: {sweep.store_dir}   fit: python fit_laws.py --runs {sweep.store_dir} --out <dir>")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from ditlaws.config import (
@@ -126,16 +125,4 @@ def validation_loss_of(cfg: RunConfig, eval_cfg: EvalConfig) -> dict:
                         max_samples=eval_cfg.max_samples)
     return {"mean": r["mean"], "sem": r["sem"], "n_samples": r["n_samples"],
             "timesteps_per_sample": r["timesteps_per_sample"], "seed": r["seed"]}
-
-
-def job_command(run_dir: Path, processes: int = 1, accelerate_config: str | None = None) -> list[str]:
-    """The command that runs one job: plain Python, or `accelerate launch` for several processes per run."""
-    if processes <= 1 and accelerate_config is None:
-        return [sys.executable, "-m", "ditlaws.sweep", "job", str(run_dir)]
-    launch = [sys.executable, "-m", "accelerate.commands.launch"]
-    if accelerate_config:
-        launch += ["--config_file", accelerate_config]
-    if processes > 1:
-        launch += ["--num_processes", str(processes)]
-    return [*launch, "-m", "ditlaws.sweep", "job", str(run_dir)]
 
