@@ -31,7 +31,7 @@ echo "== 2. fit three budgets, propose the sizes of C = $next_budget ($(elapsed)
 "$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit_3_budgets" --bootstrap 200 --no-figures \
   --predict "$next_budget" >/dev/null
 "$py" -m ditlaws.sweep next --from configs/sweeps/demo.yaml --store "$out/sweep/store" --budget "$next_budget" \
-  --sizes 5 --write "$out/next.yaml"
+  --sizes 5 --span 2.5 --write "$out/next.yaml"
 "$py" -m ditlaws.sweep --config "$out/next.yaml" --out "$out/sweep"
 
 echo "== 3. fit all four budgets -> $out/fit ($(elapsed))"
