@@ -37,8 +37,9 @@ class Size:
         return f"w{self.width} d{self.depth} {self.image_tokens} tok b{self.batch}"
 
 
-def make_batch(size: Size, seed: int = 0, padded_text: bool = False) -> dict:
-    """Inputs of one step. `padded_text`: captions of varying length (a real text mask, as the built-in set has)."""
+def make_batch(size: Size, seed: int = 0, padded_text: bool = False, device: str = "cpu") -> dict:
+    """Inputs of one step (drawn on the CPU, then moved to `device`). `padded_text`: captions of varying length (a
+    real text mask, as the built-in set has)."""
     g = torch.Generator().manual_seed(seed)
     b, s = size.batch, size.sample_size
     batch = {
@@ -54,7 +55,7 @@ def make_batch(size: Size, seed: int = 0, padded_text: bool = False) -> dict:
         lengths = torch.randint(1, size.text_len + 1, (b,), generator=g)
         batch["text_mask"] = torch.arange(size.text_len)[None, :] < lengths[:, None]
     batch["pooled"] = batch["text_states"].mean(1)
-    return batch
+    return {k: None if v is None else v.to(device) for k, v in batch.items()}
 
 
 def _ours(family: str):

@@ -12,10 +12,10 @@ from ditlaws.bench.architectures import ARCHITECTURES, REFERENCE, Size, make_bat
 from ditlaws.bench.timing import median_seconds
 
 
-def autocast_for(precision: str):
+def autocast_for(precision: str, device: str = "cpu"):
     """The autocast context of a precision ("bf16" or "no"/"fp32"), as the training loop would enter it."""
     if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return nullcontext()
 
 
@@ -29,11 +29,11 @@ def make_optimizer(model) -> torch.optim.Optimizer:
                              fused=True)
 
 
-def train_step(model, loss_fn, batch: dict, optimizer, precision: str):
+def train_step(model, loss_fn, batch: dict, optimizer, precision: str, device: str = "cpu"):
     """A closure running one plain step: the reference every faster loop is compared with."""
 
     def step():
-        with autocast_for(precision):
+        with autocast_for(precision, device):
             loss = loss_fn(model, batch)
         loss.backward()
         optimizer.step()
@@ -43,11 +43,11 @@ def train_step(model, loss_fn, batch: dict, optimizer, precision: str):
     return step
 
 
-def counted_flops(model, loss_fn, batch: dict, precision: str) -> int:
+def counted_flops(model, loss_fn, batch: dict, precision: str, device: str = "cpu") -> int:
     """FLOPs of forward + backward as `FlopCounterMode` counts them; under the MATH SDPA backend, because the
     counter sees no FLOPs in the fused CPU attention kernels."""
     counter = FlopCounterMode(display=False)
-    with sdpa_kernel(SDPBackend.MATH), counter, autocast_for(precision):
+    with sdpa_kernel(SDPBackend.MATH), counter, autocast_for(precision, device):
         loss = loss_fn(model, batch)
     with sdpa_kernel(SDPBackend.MATH), counter:
         loss.backward()
@@ -55,23 +55,35 @@ def counted_flops(model, loss_fn, batch: dict, precision: str) -> int:
     return int(counter.get_total_flops())
 
 
-def measure(name: str, size: Size, precision: str, repeats: int, padded_text: bool = False) -> dict:
-    """Counted FLOPs, median step time and the rates derived from them, for architecture `name` at `size`."""
+def measure(name: str, size: Size, precision: str, repeats: int, padded_text: bool = False, device: str = "cpu",
+            compile_blocks: bool = False, warmup: int = 3) -> dict:
+    """Counted FLOPs, median step time and the rates derived from them, for architecture `name` at `size`.
+    `compile_blocks`: `torch.compile` each transformer block (regional compilation; GPU)."""
     build, loss_fn = ARCHITECTURES[name]
     torch.manual_seed(0)
-    model = build(size).train()
-    batch = make_batch(size, padded_text=padded_text)
-    flops = counted_flops(model, loss_fn, batch, precision)
+    model = build(size).to(device).train()
+    batch = make_batch(size, padded_text=padded_text, device=device)
+    flops = counted_flops(model, loss_fn, batch, precision, device)
+    if compile_blocks:
+        for block in blocks_of(model):
+            block.compile()
     optimizer = make_optimizer(model)
-    timing = median_seconds(train_step(model, loss_fn, batch, optimizer, precision), repeats)
+    step = train_step(model, loss_fn, batch, optimizer, precision, device)
+    synced = step if device == "cpu" else (lambda: (step(), torch.cuda.synchronize()))
+    timing = median_seconds(synced, repeats, warmup=warmup)
     step_s = timing["median_s"]
     return {
-        "model": name, "size": size.label, "width": size.width, "depth": size.depth, "heads": size.heads,
-        "image_tokens": size.image_tokens, "text_len": size.text_len, "batch": size.batch, "precision": precision,
-        "params": sum(p.numel() for p in model.parameters()), "flops_per_step": flops, **timing,
-        "samples_per_s": size.batch / step_s, "tokens_per_s": size.batch * size.image_tokens / step_s,
-        "flops_per_s": flops / step_s,
+        "model": name + (" (compiled blocks)" if compile_blocks else ""), "size": size.label, "width": size.width,
+        "depth": size.depth, "heads": size.heads, "image_tokens": size.image_tokens, "text_len": size.text_len,
+        "batch": size.batch, "precision": precision, "params": sum(p.numel() for p in model.parameters()),
+        "flops_per_step": flops, **timing, "samples_per_s": size.batch / step_s,
+        "tokens_per_s": size.batch * size.image_tokens / step_s, "flops_per_s": flops / step_s,
     }
+
+
+def blocks_of(model) -> list:
+    """The repeated transformer blocks (ours: `blocks`; diffusers: `transformer_blocks`)."""
+    return list(getattr(model, "blocks", None) or model.transformer_blocks)
 
 
 def compare(size: Size, precision: str, repeats: int, bf16_peak: float, names=None, padded_text=False) -> list[dict]:
