@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.loader import make_dataloader
 from ditlaws.training.layout import BatchLayout
-from ditlaws.training.prefetch import Prefetched
 
 
 class TrainStream:
@@ -34,9 +33,8 @@ class TrainStream:
                                **self.encoders)
 
     def batches(self, skip: int = 0) -> Iterator[dict]:
-        """This process's batches from its `skip`-th on (the built-in set never ends; a finite source may), drawn
-        ahead in a background thread."""
-        return Prefetched(iter(self._loader(skip=skip)))
+        """This process's batches from its `skip`-th on (the built-in set never ends; a finite source may)."""
+        return iter(self._loader(skip=skip))
 
 
 def open_train_data(data_cfg, layout: BatchLayout, device=None) -> TrainStream:
