@@ -9,7 +9,7 @@ from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
 from ditlaws.models import MODEL_FAMILIES, CrossAttnDiT, InContextDiT, build_model, preset
 from ditlaws.models import flops as closed_form
-from ditlaws.models.presets import resolve_dims
+from ditlaws.models.presets import input_mismatch, resolve_dims
 
 FAMILIES = list(MODEL_FAMILIES)
 TINY = dict(sample_size=8, in_channels=3, patch_size=2, depth=2, text_dim=16, text_len=6)
@@ -192,9 +192,17 @@ def test_bad_family_and_shapes_are_user_errors():
         build_model("unet", **TINY)
     with pytest.raises(UserError, match="colour"):
         build_model("in_context", colour=3, **TINY)
+
+
+def test_wrong_input_shapes_are_named_by_the_check_callers_use_and_by_forward():
+    """Callers that take user data check with `input_mismatch` (and raise UserError); forward raises ValueError."""
     model = build_model("in_context", **TINY)
     x, t, states, mask, pooled = _inputs(model)
-    with pytest.raises(UserError, match="text_len"):
-        model(x, t, states[:, :-1], mask[:, :-1])
-    with pytest.raises(UserError, match="in_channels"):
-        model(x[:, :2], t, states, mask)
+    assert input_mismatch(model.config, x.shape, states.shape) is None
+    assert "text_len" in input_mismatch(model.config, x.shape, states[:, :-1].shape)
+    assert "in_channels" in input_mismatch(model.config, x[:, :2].shape, states.shape)
+    for args, field in [((x, t, states[:, :-1], mask[:, :-1]), "text_len"), ((x[:, :2], t, states, mask),
+                                                                            "in_channels")]:
+        with pytest.raises(ValueError, match=field) as raised:
+            model(*args)
+        assert not isinstance(raised.value, UserError)  # a bad call, not a CLI concern inside the model

@@ -13,6 +13,7 @@ import sys
 
 # name -> (module, function, one-line description)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "bench": ("ditlaws.bench", "main", "benchmark the training step against diffusers' DiT and the matmul peak"),
     "prepare": ("ditlaws.data.prepare", "main", "encode a dataset once into parquet shards (latents + text)"),
     "sweep": ("ditlaws.sweep", "main", "plan and run an isoFLOP sweep"),
     "push": ("ditlaws.store.push", "main", "push a run folder or a run store to the Hub (what did not land)"),

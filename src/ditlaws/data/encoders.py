@@ -9,7 +9,6 @@ Image: `IdentityImageEncoder` (latents are the pixels) or `VAEImageEncoder` (a d
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 
 import torch
@@ -19,6 +18,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ditlaws.errors import UserError
+from ditlaws.models.positional import sincos_sequence
 
 PAD_ID, START_ID = 0, 1
 _WORD = re.compile(r"[a-z0-9]+")
@@ -28,16 +28,6 @@ def word_bucket(word: str, vocab_size: int) -> int:
     """A stable id in [2, vocab_size) for a word (blake2b, so it is the same in every process and Python version)."""
     digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
     return 2 + int.from_bytes(digest, "little") % (vocab_size - 2)
-
-
-def sincos_positions(length: int, dim: int) -> torch.Tensor:
-    """Fixed 1-D sin-cos position codes [length, dim] (the Transformer paper's, base 10000)."""
-    pos = torch.arange(length, dtype=torch.float64)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    codes = torch.zeros(length, dim, dtype=torch.float64)
-    codes[:, 0::2] = torch.sin(pos * freq)
-    codes[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
-    return codes.float()
 
 
 class BuiltinTextEncoder(ModelMixin, ConfigMixin):
@@ -60,7 +50,7 @@ class BuiltinTextEncoder(ModelMixin, ConfigMixin):
         table = torch.randn(vocab_size, text_dim, generator=generator)
         table[PAD_ID] = 0.0
         self.register_buffer("embedding", table)
-        self.register_buffer("positions", sincos_positions(text_len, text_dim), persistent=False)
+        self.register_buffer("positions", sincos_sequence(text_len, text_dim), persistent=False)
         self.requires_grad_(False)
 
     @property
@@ -89,7 +79,7 @@ class BuiltinTextEncoder(ModelMixin, ConfigMixin):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         positions = self.positions
         if positions.device.type == "meta" or positions.shape[0] != input_ids.shape[1]:  # e.g. after a meta-device load
-            positions = sincos_positions(input_ids.shape[1], self.config.text_dim)
+            positions = sincos_sequence(input_ids.shape[1], self.config.text_dim)
         positions = positions.to(self.embedding.device)
         mask = attention_mask.to(torch.bool)
         states = (self.embedding[input_ids] + positions) * mask[..., None]

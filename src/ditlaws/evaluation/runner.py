@@ -43,6 +43,18 @@ def _cap(batches: Iterable[dict], n: int) -> Iterable[dict]:
         seen += batch["latent"].shape[0] if "latent" in batch else batch["pixels"].shape[0]
 
 
+def fitting(batches: Iterable[dict], model_config, split: str) -> Iterable[dict]:
+    """The batches, each checked to fit the model's input geometry (a data config for another model is a user
+    error here, before the model sees it)."""
+    from ditlaws.models.presets import input_mismatch
+
+    for batch in batches:
+        problem = input_mismatch(model_config, batch["latent"].shape, batch["text_states"].shape)
+        if problem:
+            raise UserError(f"--data: the {split} split does not fit the checkpoint's model: {problem}")
+        yield batch
+
+
 def strict_json(value):
     """The report with every non-finite float as null, so eval.json is strict JSON (no NaN / Infinity tokens)."""
     if isinstance(value, float):
@@ -287,8 +299,8 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
     pipeline.set_progress_bar_config(disable=True)
 
     def batches(split: str):
-        return make_dataloader(data_cfg, split, batch_size=cfg.batch_size, seed=data_cfg.seed,
-                               text_encoder=text_encoder, image_encoder=image_encoder)
+        return fitting(make_dataloader(data_cfg, split, batch_size=cfg.batch_size, seed=data_cfg.seed,
+                                       text_encoder=text_encoder, image_encoder=image_encoder), model.config, split)
 
     def real_images(split: str):
         dataset = build_dataset(data_cfg, split)

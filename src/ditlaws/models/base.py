@@ -4,10 +4,10 @@ import torch
 from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
-from ditlaws.errors import UserError
 from ditlaws.models.flops import flops_per_sample as closed_form_flops
-from ditlaws.models.layers import TimestepEmbedding, patchify, rms_norm, sincos_2d
-from ditlaws.models.presets import Dims
+from ditlaws.models.layers import TimestepEmbedding, patchify, rms_norm
+from ditlaws.models.positional import sincos_2d
+from ditlaws.models.presets import Dims, input_mismatch
 
 
 class TextProjection(nn.Module):
@@ -49,13 +49,9 @@ class DiTBase(ModelMixin, ConfigMixin):
 
     # ---- inputs -------------------------------------------------------------------------------------------------
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor) -> torch.Tensor:
-        m = self.dims
-        if x_t.ndim != 4 or x_t.shape[1:] != (m.in_channels, m.sample_size, m.sample_size):
-            raise UserError(f"x_t must have shape [B, {m.in_channels}, {m.sample_size}, {m.sample_size}] "
-                            f"(in_channels, sample_size), got {list(x_t.shape)}")
-        if text_states.ndim != 3 or text_states.shape[1:] != (m.text_len, m.text_dim):
-            raise UserError(f"text_states must have shape [B, {m.text_len}, {m.text_dim}] (text_len, text_dim), "
-                            f"got {list(text_states.shape)}")
+        problem = input_mismatch(self.dims, x_t.shape, text_states.shape)
+        if problem:  # a caller's bug: callers that take user data check with `input_mismatch` first
+            raise ValueError(problem)
         t = torch.as_tensor(t, device=x_t.device)
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])

@@ -40,6 +40,21 @@ class CrossAttnDiT(DiTBase):
     Conditioning vector c = time-embedding MLP(t) + projection of the pooled text embedding; it modulates every
     block and the output layer. Each block cross-attends to the projected text tokens (padded ones masked out; a row
     with no valid token attends to all of its tokens). If `pooled` is None, the masked mean of `text_states` is used.
+
+    Parameters:
+        sample_size (`int`, defaults to 32): side of the square input (pixels, or latents of a VAE); must be
+            divisible by `patch_size`.
+        in_channels (`int`, defaults to 3): channels of the input (3 for pixels, 4 for an SD VAE's latents); the
+            output velocity has the same shape as the input.
+        patch_size (`int`, defaults to 2): side of the square patches that become tokens; the model sees
+            (sample_size / patch_size)² image tokens.
+        depth (`int`, defaults to 4): number of transformer blocks.
+        width (`int`, *optional*): hidden size of every token; defaults to 64·depth (the paper's presets). Must be
+            divisible by `heads` and by 4 (the 2-D sin-cos positions).
+        heads (`int`, *optional*): attention heads; defaults to `depth`. Head size is width / heads.
+        mlp_ratio (`float`, defaults to 4.0): MLP hidden size / width.
+        text_dim (`int`, defaults to 64): width of the text encoder's states (`text_states`' last dimension).
+        text_len (`int`, defaults to 16): text tokens per caption (`text_states`' second dimension).
     """
 
     family = "cross_attn"

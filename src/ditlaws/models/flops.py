@@ -18,8 +18,7 @@ time-embedding MLP, learned null text, the output layer (and the final adaLN mod
 "total" = every parameter of the model (all are trained).
 """
 
-from ditlaws.models.layers import TIME_FREQ_DIM
-from ditlaws.models.presets import Dims
+from ditlaws.models.presets import TIME_FREQ_DIM, Dims
 
 
 def _block_params(family: str, m: Dims) -> int:

@@ -32,6 +32,21 @@ class InContextDiT(DiTBase):
     encoder's states; padded ones are masked out as keys), and the image patch tokens (+ fixed 2-D sin-cos
     positions). The velocity is read from the image tokens only. `pooled` is accepted for a uniform interface
     and ignored by this family.
+
+    Parameters:
+        sample_size (`int`, defaults to 32): side of the square input (pixels, or latents of a VAE); must be
+            divisible by `patch_size`.
+        in_channels (`int`, defaults to 3): channels of the input (3 for pixels, 4 for an SD VAE's latents); the
+            output velocity has the same shape as the input.
+        patch_size (`int`, defaults to 2): side of the square patches that become tokens; the model sees
+            (sample_size / patch_size)² image tokens.
+        depth (`int`, defaults to 4): number of transformer blocks.
+        width (`int`, *optional*): hidden size of every token; defaults to 64·depth (the paper's presets). Must be
+            divisible by `heads` and by 4 (the 2-D sin-cos positions).
+        heads (`int`, *optional*): attention heads; defaults to `depth`. Head size is width / heads.
+        mlp_ratio (`float`, defaults to 4.0): MLP hidden size / width.
+        text_dim (`int`, defaults to 64): width of the text encoder's states (`text_states`' last dimension).
+        text_len (`int`, defaults to 16): text tokens per caption (`text_states`' second dimension).
     """
 
     family = "in_context"

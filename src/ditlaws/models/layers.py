@@ -1,13 +1,12 @@
-"""Building blocks shared by both DiT families: attention with QK-RMSNorm, MLP, positions, time embedding, patches."""
-
-import math
+"""Building blocks shared by both DiT families: attention with QK-RMSNorm, MLP, time embedding, patches."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-TIME_FREQ_DIM = 256  # sinusoidal features fed to the time-embedding MLP
-TIME_SCALE = 1000.0  # t in [0, 1] is scaled to [0, 1000] before the sinusoids (diffusers' timestep = 1000 * sigma)
+from ditlaws.models.positional import timestep_features, timestep_frequencies
+from ditlaws.models.presets import TIME_FREQ_DIM
+
 NORM_EPS = 1e-6
 
 
@@ -78,30 +77,13 @@ class TimestepEmbedding(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        half = TIME_FREQ_DIM // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-        self.register_buffer("freqs", freqs, persistent=False)
+        self.register_buffer("freqs", timestep_frequencies(TIME_FREQ_DIM), persistent=False)
         self.linear_1 = nn.Linear(TIME_FREQ_DIM, width)
         self.linear_2 = nn.Linear(width, width)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        args = (TIME_SCALE * t.float())[:, None] * self.freqs[None, :]
-        features = torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(self.linear_1.weight.dtype)
+        features = timestep_features(t, self.freqs).to(self.linear_1.weight.dtype)
         return self.linear_2(F.silu(self.linear_1(features)))
-
-
-def sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
-    omega = 1.0 / 10000.0 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
-    angles = positions.double()[:, None] * omega[None, :]
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
-
-
-def sincos_2d(dim: int, grid_size: int) -> torch.Tensor:
-    """Fixed 2-D sin-cos position table [grid_size², dim], row-major over (row, column); dim must be divisible by 4."""
-    coords = torch.arange(grid_size, dtype=torch.float64)
-    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
-    table = torch.cat([sincos_1d(dim // 2, rows.reshape(-1)), sincos_1d(dim // 2, cols.reshape(-1))], dim=1)
-    return table.float()
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:

@@ -1,11 +1,15 @@
-"""Size presets (width = 64·depth, heads = depth, as in the paper's sweep) and config resolution / validation."""
+"""Size presets (width = 64·depth, heads = depth, as in the paper's sweep) and config resolution / validation.
+
+No torch here (nor in `flops.py`): the Space and the sweep planner import both without the models.
+"""
 
 from dataclasses import dataclass
 
+from ditlaws.config import WIDTH_PER_DEPTH, preset_size
 from ditlaws.errors import UserError
 
-WIDTH_PER_DEPTH = 64
 PAPER_DEPTHS = tuple(range(2, 16))  # the paper sweeps depth 2..15
+TIME_FREQ_DIM = 256  # sinusoidal features fed to the time-embedding MLP
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Dims:
 
 
 def preset(depth: int) -> dict:
-    """The paper-style size for a depth: {"depth", "width", "heads"}."""
-    return {"depth": depth, "width": WIDTH_PER_DEPTH * depth, "heads": depth}
+    """The paper-style size for a depth: {"depth", "width", "heads"} (`ditlaws.config.preset_size`)."""
+    return preset_size(depth)
 
 
 PRESETS = {depth: preset(depth) for depth in PAPER_DEPTHS}
@@ -78,3 +82,18 @@ def resolve_dims(
         raise UserError(f"model config field 'mlp_ratio' must be a positive number, got {mlp_ratio!r}")
     mlp_hidden = int(round(mlp_ratio * width))
     return Dims(sample_size, in_channels, patch_size, depth, width, heads, mlp_hidden, text_dim, text_len)
+
+
+def input_mismatch(config, latent_shape, text_shape) -> str | None:
+    """Why inputs of these shapes do not fit a model of `config` (its dims or its diffusers config), or None.
+
+    The model's forward raises a ValueError with this message; callers that feed user data (evaluation) check
+    first and turn it into a UserError naming their data option."""
+    c = config
+    if len(latent_shape) != 4 or tuple(latent_shape[1:]) != (c.in_channels, c.sample_size, c.sample_size):
+        return (f"x_t must have shape [B, {c.in_channels}, {c.sample_size}, {c.sample_size}] (in_channels, "
+                f"sample_size), got {list(latent_shape)}")
+    if len(text_shape) != 3 or tuple(text_shape[1:]) != (c.text_len, c.text_dim):
+        return (f"text_states must have shape [B, {c.text_len}, {c.text_dim}] (text_len, text_dim), "
+                f"got {list(text_shape)}")
+    return None

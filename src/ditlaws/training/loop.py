@@ -29,6 +29,7 @@ from ditlaws.jsonio import read_json, write_json_atomic
 from ditlaws.training import checkpoint as ckpt
 from ditlaws.training import run_dir
 from ditlaws.training.data import open_train_data
+from ditlaws.training.direct import direct_step
 from ditlaws.training.faults import Faults, TrainingInterrupted
 from ditlaws.training.layout import BatchLayout
 from ditlaws.training.metrics import LossTracker, MetricsWriter, PendingSteps
@@ -105,6 +106,7 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
     params = [p for p in run.model.parameters() if p.requires_grad]
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
     defer_checks = getattr(run.optimizer.optimizer, "defaults", {}).get("fused", False)  # device-side skip
+    optimizer, clip_gradients = direct_step(acc, run.optimizer)
     pending = PendingSteps()
     batches = run.data.batches(skip=run.start_step * run.layout.accumulation)
     bar = tqdm(total=run.total, initial=run.start_step, disable=not run.main, desc=run.plan.run_id,
@@ -118,10 +120,10 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
         draws = draw_step(t.seed, step, t.global_batch, run.data.latent_shape, sampler=t.t_sampler, loc=t.t_loc,
                           scale=t.t_scale, caption_drop=t.caption_drop, device=acc.device)
         loss = accumulate_gradients(run, batches, draws, step)
-        grad_norm = as_tensor(acc.clip_grad_norm_(params, clip))
+        grad_norm = as_tensor(clip_gradients(params, clip))
         skip_if_non_finite(run.optimizer, loss, grad_norm)
-        run.optimizer.step()
-        run.optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         pending.add(step, loss, grad_norm)
         done = step + 1
         bar.update(1)
