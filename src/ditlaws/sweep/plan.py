@@ -20,6 +20,7 @@ from ditlaws.config import (
     section_from_dict,
 )
 from ditlaws.errors import UserError
+from ditlaws.paths import check_writable
 from ditlaws.training.plan import RunPlan, data_geometry, plan_run
 from ditlaws.training.record import default_run_id
 
@@ -60,9 +61,7 @@ def sweep_from_dict(raw: dict, root: Path | None = None, out: str | None = None)
         sweep.out, sweep.store = str(out), None
     sweep.base = resolve_base(sweep, root)
     for key, folder in (("--out" if out is not None else "sweep.out", sweep.out_dir), ("sweep.store", sweep.store_dir)):
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-        if not existing.is_dir():
-            raise UserError(f"{key}: {existing} is a file, not a folder")
+        check_writable(folder, key, folder=True)
     run_config(sweep, sweep.budgets[0], sweep.size_list[0], sweep.seeds[0])
     return sweep
 
