@@ -48,6 +48,8 @@ def ws(tmp_path_factory) -> Path:
     for name, change in SWEEP_VARIANTS.items():
         (root / f"sweep_{name}.yaml").write_text(yaml.safe_dump(change({**sweep, "base": dict(sweep["base"])})))
     (root / "adir").mkdir()
+    (root / "sweep_runs_file").mkdir()
+    (root / "sweep_runs_file" / "runs").write_text("not a folder\n")
     _fit_inputs(root)
     _prepare_inputs(root)
     _model_and_store_inputs(root)
@@ -170,6 +172,8 @@ CASES = [
     ("sweep", "config not UTF-8", "--config {ws}/latin1.yaml", "not UTF-8"),
     ("sweep", "--out is a file", "--config {ws}/sweep.yaml --out {ws}/afile", "--out {ws}/afile: is a file"),
     ("sweep", "--out under a file", "--config {ws}/sweep.yaml --out {ws}/afile/out", "{ws}/afile is a file"),
+    ("sweep", "<out>/runs is a file", "--config {ws}/sweep.yaml --out {ws}/sweep_runs_file",
+     "--out {ws}/sweep_runs_file/runs: is a file, not a folder"),
     ("sweep", "--out not writable", "--config {ws}/sweep.yaml --out /sys/ditlaws-sweep", "cannot write in /sys"),
     ("sweep", "next: --write is a folder", "next --from {ws}/sweep.yaml --budget 1e8 --write {ws}/adir",
      "--write {ws}/adir: is a folder"),

@@ -60,7 +60,8 @@ def sweep_from_dict(raw: dict, root: Path | None = None, out: str | None = None)
     if out is not None:
         sweep.out, sweep.store = str(out), None
     sweep.base = resolve_base(sweep, root)
-    for key, folder in (("--out" if out is not None else "sweep.out", sweep.out_dir), ("sweep.store", sweep.store_dir)):
+    out_key = "--out" if out is not None else "sweep.out"
+    for key, folder in ((out_key, sweep.out_dir), (out_key, sweep.runs_dir), ("sweep.store", sweep.store_dir)):
         check_writable(folder, key, folder=True)
     run_config(sweep, sweep.budgets[0], sweep.size_list[0], sweep.seeds[0])
     return sweep
