@@ -41,8 +41,9 @@ def write(path: Path) -> None:
              f"test modules: {modules}. Every row is a case a test ran; nothing here is typed by hand.",
              "", f"## Bad input: {len(CASES)} cases", "",
              "Each exits with the code shown and prints one line naming the flag, key or file, before any work; "
-             "the files already in the workspace are byte-identical afterwards and nothing is added. `python` rows "
-             "ran in a process of their own, the others through the command's `main(argv)`.", "",
+             "the files already in the workspace are byte-identical afterwards and nothing is added. Cases marked "
+             "\"in a process of its own\" ran as a separate process; the others through the command's `main(argv)` "
+             "in the test process.", "",
              "| CLI | case | arguments | exit | message |", "|---|---|---|---|---|"]
     for c in sorted(CASES, key=lambda c: (c["cli"], c["case"])):
         cells = [c["cli"], _cell(c["case"]), f"`{_cell(c['args'])}`", str(c["code"]), _cell(c["message"])]
