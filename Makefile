@@ -8,7 +8,7 @@ OUT ?= outputs/demo
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: test test-fast demo demo-compare lint clean
+.PHONY: test test-fast demo demo-compare lint clean reliability
 
 # torch and torchvision are pinned together: other pairs break torchvision's operators on this CPU image.
 $(STAMP): pyproject.toml
@@ -25,6 +25,15 @@ test: lint
 
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
+
+# docs/reliability.md from what the bad-input, fault-drill, lock and hold-out tests observe (slow ones included:
+# minutes); written only when they all pass.
+RELIABILITY_TESTS := tests/test_bad_inputs.py tests/test_evaluation_defects.py tests/test_fault_drills.py \
+	tests/test_locks.py tests/test_sweep_locks.py tests/test_data_holdout.py
+
+reliability: $(STAMP)
+	DITLAWS_WRITE_RELIABILITY=1 $(PY) -m pytest -q $(RELIABILITY_TESTS)
+	@echo "wrote docs/reliability.md"
 
 demo: $(STAMP)
 	bash scripts/demo.sh $(OUT)

@@ -58,9 +58,16 @@ def main(argv=None) -> int:
 
             if Path(target.store).exists() and not Path(target.store).is_dir():
                 raise UserError(f"--store {target.store}: is a file, not a run store folder")
+            if not target.store.startswith("hub://"):
+                from ditlaws.paths import check_writable
+
+                check_writable(Path(target.store), "--store", folder=True)  # the record is merged after evaluating
             from ditlaws.store import open_store
 
-            store = open_store(target.store)  # a malformed hub:// spec fails here, before any evaluation
+            try:
+                store = open_store(target.store)  # a malformed hub:// spec fails here, before any evaluation
+            except UserError as err:
+                raise UserError(f"--store {err}") from None
             record = run_record_for_store(resolve_checkpoint(target.checkpoint)[1])
             if getattr(store, "org", None) and store.study != record["study"]:
                 raise UserError(f"--store {target.store}: the run belongs to study {record['study']!r}, not "

@@ -17,6 +17,14 @@ import torch  # noqa: E402
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_runtest_logreport(report):
+    """Count each test's outcome per module for docs/reliability.md (the call phase; a skip or error in set-up)."""
+    if os.environ.get("DITLAWS_WRITE_RELIABILITY") == "1" and (report.when == "call" or report.outcome != "passed"):
+        import reliability_report
+
+        reliability_report.record_outcome(report.nodeid.split("::")[0], report.outcome)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """With DITLAWS_WRITE_RELIABILITY=1, write docs/reliability.md from what the tests recorded."""
     if os.environ.get("DITLAWS_WRITE_RELIABILITY") == "1" and exitstatus == 0:

@@ -1,13 +1,21 @@
 """Bad input across the command-line tools: each case exits 2 with one line `error: ...` naming the field or file,
-before any work, and leaves what was already written intact. The cases and what they printed go into
-docs/reliability.md (see reliability_report.py)."""
+before any work, and leaves what was already written intact (every file in the workspace byte-identical, nothing
+added). The cases and what they printed go into docs/reliability.md (see reliability_report.py).
+
+Cases call each CLI's `main(argv)` in this process (a torch start-up per case would cost minutes); one case per
+command-line script also runs as its own process, to check the exit code and stderr the shell sees."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from reliability_report import record_case
@@ -39,7 +47,57 @@ def ws(tmp_path_factory) -> Path:
     (root / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     for name, change in SWEEP_VARIANTS.items():
         (root / f"sweep_{name}.yaml").write_text(yaml.safe_dump(change({**sweep, "base": dict(sweep["base"])})))
+    (root / "adir").mkdir()
+    (root / "sweep_runs_file").mkdir()
+    (root / "sweep_runs_file" / "runs").write_text("not a folder\n")
+    _fit_inputs(root)
+    _prepare_inputs(root)
+    _model_and_store_inputs(root)
     return root
+
+
+def _fit_inputs(root: Path) -> None:
+    """fit_laws.py: a good CSV, CSVs with one defect each, and a folder holding an earlier fit."""
+    from ditlaws.laws.synthetic import isoflop_table, paper_truth
+
+    t = isoflop_table(paper_truth(), np.random.default_rng(0), 1e-4, budgets=(1e17, 3e17, 1e18),
+                      depths=(2, 3, 4, 5, 6, 7))
+    rows = [f"{b!r},{n!r},{d!r},{v!r},{30 * v!r}" for b, n, d, v in
+            zip(t.nominal.tolist(), t.N.tolist(), t.D.tolist(), t.loss.tolist())]
+    header = "budget,N,D,loss,fid"
+    (root / "runs.csv").write_text("\n".join([header, *rows]) + "\n")
+    (root / "dup.csv").write_text("\n".join([header, *rows, rows[2]]) + "\n")
+    (root / "fid0.csv").write_text("\n".join([header, ",".join(rows[0].split(",")[:4] + ["0"]), *rows[1:]]) + "\n")
+    (root / "nocol.csv").write_text("\n".join(["budget,N,D", *(",".join(r.split(",")[:3]) for r in rows)]) + "\n")
+    (root / "latin1.csv").write_bytes(("# caf\xe9\n" + header + "\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    (root / "fit_done").mkdir()
+    (root / "fit_done" / "fit.json").write_text('{"schema_version": 3}\n')
+    (root / "fit_done" / "report.md").write_text("# an earlier fit\n")
+
+
+def _prepare_inputs(root: Path) -> None:
+    """ditlaws-prepare: a data config, a finished cache of its val split, a cache folder whose split is a file."""
+    from ditlaws.config import load_data_config
+    from ditlaws.data.prepare import prepare
+
+    (root / "data.yaml").write_text(yaml.safe_dump({"data": {"resolution": 16, "text_dim": 16, "text_len": 8,
+                                                             "val_size": 8}}))
+    prepare(load_data_config(root / "data.yaml"), "val", out=str(root / "cache"), batch_size=8, device="cpu")
+    (root / "cache_split_file").mkdir()
+    (root / "cache_split_file" / "val").write_text("not a folder\n")
+
+
+def _model_and_store_inputs(root: Path) -> None:
+    """evaluate_dit.py / ditlaws push: a model folder with a truncated config, a run whose push ledger path is a
+    folder, a store without records."""
+    shutil.copytree(root / "finished" / "model", root / "truncated_model")
+    text = (root / "truncated_model" / "config.json").read_text()
+    (root / "truncated_model" / "config.json").write_text(text[: len(text) // 2])
+    (root / "ledger_run").mkdir()
+    for name in ("summary.json", "config.yaml"):
+        shutil.copyfile(root / "finished" / name, root / "ledger_run" / name)
+    (root / "ledger_run" / "hub_push.json").mkdir()
+    (root / "empty_store" / "runs" / "study").mkdir(parents=True)
 
 
 SWEEP_VARIANTS = {
@@ -97,7 +155,7 @@ CASES = [
     ("train_dit.py", "config not YAML", "--config {ws}/broken.yaml", "broken.yaml: not valid YAML"),
     ("train_dit.py", "config not a mapping", "--config {ws}/list.yaml", "list.yaml: a config must be a mapping"),
     ("train_dit.py", "output folder is a file", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/afile",
-     "afile is a file"),
+     "train.output_dir {ws}/afile: is a file, not a folder"),
     ("train_dit.py", "output folder under a file", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/afile/run",
      "is a file"),
     ("train_dit.py", "folder holds a different run", f"{TINY} --train.steps 4 --train.output_dir {{ws}}/finished",
@@ -112,7 +170,19 @@ CASES = [
     ("sweep", "no --config", "", "--config"),
     ("sweep", "config file missing", "--config {ws}/nope.yaml", "nope.yaml"),
     ("sweep", "config not UTF-8", "--config {ws}/latin1.yaml", "not UTF-8"),
-    ("sweep", "--out is a file", "--config {ws}/sweep.yaml --out {ws}/afile", "afile is a file"),
+    ("sweep", "--out is a file", "--config {ws}/sweep.yaml --out {ws}/afile", "--out {ws}/afile: is a file"),
+    ("sweep", "--out under a file", "--config {ws}/sweep.yaml --out {ws}/afile/out", "{ws}/afile is a file"),
+    ("sweep", "<out>/runs is a file", "--config {ws}/sweep.yaml --out {ws}/sweep_runs_file",
+     "--out {ws}/sweep_runs_file/runs: is a file, not a folder"),
+    ("sweep", "--out not writable", "--config {ws}/sweep.yaml --out /sys/ditlaws-sweep", "cannot write in /sys"),
+    ("sweep", "next: --write is a folder", "next --from {ws}/sweep.yaml --budget 1e8 --write {ws}/adir",
+     "--write {ws}/adir: is a folder"),
+    ("sweep", "next: --write under a file", "next --from {ws}/sweep.yaml --budget 1e8 --write {ws}/afile/next.yaml",
+     "--write {ws}/afile/next.yaml: {ws}/afile is a file"),
+    ("sweep", "next: negative budget", "next --from {ws}/sweep.yaml --budget -1 --write {ws}/next.yaml",
+     "--budget must be a finite number of FLOPs > 0"),
+    ("sweep", "next: two sizes", "next --from {ws}/sweep.yaml --budget 1e8 --sizes 2 --write {ws}/next.yaml",
+     "--sizes must be at least 3"),
     ("sweep", "unknown key", "--config {ws}/sweep_unknown_key.yaml", "sweep.budget: unknown key"),
     ("sweep", "budget not a number", "--config {ws}/sweep_budget_text.yaml", "sweep.budgets[0]"),
     ("sweep", "negative budget", "--config {ws}/sweep_budget_negative.yaml", "sweep.budgets[0] must be > 0"),
@@ -135,6 +205,99 @@ CASES = [
     ("sweep", "job folder without a job file", "job {ws}/afile_dir", "sweep_job.json"),
 ]
 
+EVAL = "--checkpoint {ws}/finished --metrics loss --device cpu"
+FIT = "--runs {ws}/runs.csv --bootstrap 20 --no-parametric --no-figures --holdout 0"
+PREPARE = "--config {ws}/data.yaml --split val"
+CASES += [
+    ("evaluate_dit.py", "no --checkpoint", "--metrics loss", "eval.checkpoint is required"),
+    ("evaluate_dit.py", "checkpoint folder missing", "--checkpoint {ws}/nowhere", "{ws}/nowhere: no such folder"),
+    ("evaluate_dit.py", "checkpoint folder without a model", "--checkpoint {ws}/adir", "{ws}/adir"),
+    ("evaluate_dit.py", "model config truncated", "--checkpoint {ws}/truncated_model --data builtin32 "
+     "--data.resolution 16 --data.text_dim 16 --data.text_len 8", "truncated_model/config.json: not valid JSON"),
+    ("evaluate_dit.py", "unknown metric", "--checkpoint {ws}/finished --metrics loss,sharpness",
+     "eval.metrics[1]: 'sharpness' is not valid; choose one of"),
+    ("evaluate_dit.py", "batch size not a number", f"{EVAL} --batch-size two", "eval.batch_size: expected an integer"),
+    ("evaluate_dit.py", "NaN t_scale", f"{EVAL} --t-scale nan", "eval.t_scale must be a finite"),
+    ("evaluate_dit.py", "unknown data key", f"{EVAL} --data.resolutoin 16", "data.resolutoin: unknown key"),
+    ("evaluate_dit.py", "unknown split", f"{EVAL} --splits val,test", "eval.splits"),
+    ("evaluate_dit.py", "--out under a file", f"{EVAL} --out {{ws}}/afile/eval.json", "--out {ws}/afile/eval.json"),
+    ("evaluate_dit.py", "--fid-stats-dir is a file", "--checkpoint {ws}/finished --metrics fid --device cpu "
+     "--fid-stats-dir {ws}/afile", "--fid-stats-dir {ws}/afile: is a file, not a folder"),
+    ("evaluate_dit.py", "--store not writable", f"{EVAL} --store /sys/ditlaws-store", "--store /sys/ditlaws-store: "
+     "cannot write in /sys"),
+    ("evaluate_dit.py", "--store hub:// without a study", f"{EVAL} --store hub://only-org",
+     "--store hub://only-org: a Hub store is hub://<org>/<study>"),
+    ("fit_laws.py", "neither --runs nor --hub", "--out {ws}/fit", "give exactly one of --runs"),
+    ("fit_laws.py", "no --out", "--runs {ws}/runs.csv", "--out is required"),
+    ("fit_laws.py", "--runs missing", "--runs {ws}/nope.csv --out {ws}/fit", "--runs: {ws}/nope.csv does not exist"),
+    ("fit_laws.py", "--out is a file", f"{FIT} --out {{ws}}/afile", "--out {ws}/afile: is a file, not a folder"),
+    ("fit_laws.py", "--out under a file", f"{FIT} --out {{ws}}/afile/fit", "{ws}/afile is a file, not a folder"),
+    ("fit_laws.py", "--out not writable", f"{FIT} --out /sys/ditlaws-fit", "--out /sys/ditlaws-fit: cannot write"),
+    ("fit_laws.py", "infinite --predict", f"{FIT} --out {{ws}}/fit --predict inf", "--predict must be a finite"),
+    ("fit_laws.py", "negative --predict", f"{FIT} --out {{ws}}/fit --predict=-1e20", "--predict must be > 0"),
+    ("fit_laws.py", "negative --seed", f"{FIT} --out {{ws}}/fit --seed -1", "--seed must be >= 0"),
+    ("fit_laws.py", "too few bootstrap draws", "--runs {ws}/runs.csv --out {ws}/fit --bootstrap 10",
+     "--bootstrap must be >= 20"),
+    ("fit_laws.py", "negative --holdout", "--runs {ws}/runs.csv --out {ws}/fit --holdout -1", "--holdout"),
+    ("fit_laws.py", "unknown FLOP convention", f"{FIT} --out {{ws}}/fit --flops 7nd", "--flops"),
+    ("fit_laws.py", "--compare missing", f"{FIT} --out {{ws}}/fit --compare {{ws}}/other.csv",
+     "--compare: {ws}/other.csv does not exist"),
+    ("fit_laws.py", "--revision without --hub", f"{FIT} --out {{ws}}/fit --revision main", "--revision needs --hub"),
+    ("fit_laws.py", "--push without --hub", f"{FIT} --out {{ws}}/fit --push", "--push needs --hub"),
+    ("fit_laws.py", "CSV not UTF-8", "--runs {ws}/latin1.csv --out {ws}/fit_done", "latin1.csv"),
+    ("fit_laws.py", "CSV without a loss column", "--runs {ws}/nocol.csv --out {ws}/fit", "nocol.csv"),
+    ("fit_laws.py", "duplicated rows", "--runs {ws}/dup.csv --out {ws}/fit_done --bootstrap 20 --no-figures",
+     "duplicated runs"),
+    ("fit_laws.py", "FID of 0", "--runs {ws}/fid0.csv --out {ws}/fit --bootstrap 20 --no-figures",
+     "'fid' must be a finite number > 0"),
+    ("fit_laws.py", "--runs folder without records", "--runs {ws}/adir --out {ws}/fit", "--runs"),
+    ("ditlaws-prepare", "no --config", "--split val --out {ws}/new_cache", "--config"),
+    ("ditlaws-prepare", "config file missing", "--config {ws}/nope.yaml --out {ws}/new_cache", "nope.yaml"),
+    ("ditlaws-prepare", "config not UTF-8", "--config {ws}/latin1.yaml --out {ws}/new_cache", "latin1.yaml: not UTF-8"),
+    ("ditlaws-prepare", "no output folder", PREPARE, "pass --out DIR or set data.cache_dir"),
+    ("ditlaws-prepare", "--out is a file", f"{PREPARE} --out {{ws}}/afile", "--out {ws}/afile: is a file"),
+    ("ditlaws-prepare", "--out under a file", f"{PREPARE} --out {{ws}}/afile/cache", "{ws}/afile is a file"),
+    ("ditlaws-prepare", "--out not writable", f"{PREPARE} --out /sys/ditlaws-cache", "cannot write in /sys"),
+    ("ditlaws-prepare", "the split folder is a file", f"{PREPARE} --out {{ws}}/cache_split_file",
+     "--out {ws}/cache_split_file/val: is a file, not a folder"),
+    ("ditlaws-prepare", "cache of a different config", f"{PREPARE} --out {{ws}}/cache --data.seed 5",
+     "holds shards from a different config"),
+    ("ditlaws-prepare", "unknown split", "--config {ws}/data.yaml --split test --out {ws}/new_cache",
+     "--split 'test' is not valid; choose one of train, val, ood"),
+    ("ditlaws-prepare", "builtin train without --num-samples", "--config {ws}/data.yaml --out {ws}/new_cache",
+     "--num-samples is required"),
+    ("ditlaws-prepare", "zero --num-samples", f"{PREPARE} --out {{ws}}/new_cache --num-samples 0",
+     "--num-samples must be positive"),
+    ("ditlaws-prepare", "--num-samples not a number", f"{PREPARE} --out {{ws}}/new_cache --num-samples ten",
+     "--num-samples: invalid int value"),
+    ("ditlaws-prepare", "zero --batch-size", f"{PREPARE} --out {{ws}}/new_cache --batch-size 0",
+     "--batch-size must be positive"),
+    ("ditlaws-prepare", "unknown device", f"{PREPARE} --out {{ws}}/new_cache --device tpu9",
+     "--device: 'tpu9' is not a device; valid: cpu"),
+    ("ditlaws-prepare", "unknown data key", f"{PREPARE} --out {{ws}}/new_cache --data.resolutoin 16",
+     "data.resolutoin: unknown key (did you mean 'resolution'?)"),
+    ("ditlaws features", "zero steps", "--steps 0 --out {ws}/features.safetensors", "features.steps must be >= 1"),
+    ("ditlaws features", "NaN learning rate", "--lr nan --out {ws}/f.safetensors", "features.lr must be a finite"),
+    ("ditlaws features", "resolution too small", "--resolution 4 --out {ws}/f.safetensors", "features.resolution"),
+    ("ditlaws features", "--out is a folder", "--steps 1 --out {ws}/adir", "--out {ws}/adir: is a folder"),
+    ("ditlaws features", "--out under a file", "--steps 1 --out {ws}/afile/f.safetensors", "{ws}/afile is a file"),
+    ("ditlaws features", "--out not writable", "--steps 1 --out /sys/f.safetensors", "cannot write in /sys"),
+    ("ditlaws push", "folder missing", "{ws}/nowhere --hub.org someone", "{ws}/nowhere: no such folder"),
+    ("ditlaws push", "a file, not a folder", "{ws}/afile --hub.org someone", "{ws}/afile: is a file, not a folder"),
+    ("ditlaws push", "not a run folder", "{ws}/adir --hub.org someone", "{ws}/adir: not a finished run folder"),
+    ("ditlaws push", "no --hub.org", "{ws}/finished", "hub.org: set the Hub user or organisation"),
+    ("ditlaws push", "unknown flag", "{ws}/finished --hub.orgg someone", "unrecognized arguments: --hub.orgg"),
+    ("ditlaws push", "push ledger path is a folder", "{ws}/ledger_run --hub.org someone",
+     "{ws}/ledger_run/hub_push.json: is a folder"),
+    ("ditlaws push", "store without records", "{ws}/empty_store --hub.org someone", "no run records"),
+    ("ditlaws space", "no subcommand", "", "required: command"),
+    ("ditlaws space", "repo not org/space", "deploy --repo nospace --fit {ws}/fit_done/fit.json",
+     "--repo: 'nospace' is not <org>/<space>"),
+    ("ditlaws space", "neither --fit nor --results-repo", "deploy --repo org/space", "give --fit fit.json"),
+    ("ditlaws space", "fit.json missing", "deploy --repo org/space --fit {ws}/nope.json", "{ws}/nope.json"),
+    ("ditlaws space", "fit.json not JSON", "deploy --repo org/space --fit {ws}/afile", "{ws}/afile: not valid JSON"),
+]
+
 
 def run_cli(cli: str, argv: list[str]) -> int:
     if cli == "train_dit.py":
@@ -145,12 +308,34 @@ def run_cli(cli: str, argv: list[str]) -> int:
         from ditlaws.sweep.cli import main
 
         return main(argv)
+    if cli == "evaluate_dit.py":
+        import evaluate_dit
+
+        return evaluate_dit.main(argv)
+    if cli == "fit_laws.py":
+        from ditlaws.laws.cli import main
+
+        return main(argv)
+    if cli == "ditlaws-prepare":
+        from ditlaws.data.prepare import main
+
+        return main(argv)
+    if cli.startswith("ditlaws "):  # through the `ditlaws` dispatcher, as typed
+        from ditlaws.cli import main
+
+        return main([cli.split()[1], *argv])
     raise AssertionError(cli)
+
+
+def snapshot(root: Path) -> dict[Path, str]:
+    """Every path under root: folders as "dir", files by content hash."""
+    return {p: "dir" if p.is_dir() else hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
+            for p in root.rglob("*")}
 
 
 @pytest.mark.parametrize("cli, case, args, expected", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(ws, capsys, cli, case, args, expected):
-    before = {p: p.stat().st_mtime_ns for p in ws.rglob("*") if p.is_file()}
+    before = snapshot(ws)
     argv = shlex.split(args.format(ws=ws))
     try:
         code = run_cli(cli, argv)
@@ -159,7 +344,72 @@ def test_bad_input_is_one_line_and_exit_2(ws, capsys, cli, case, args, expected)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2, err
     assert len(err) == 1 and err[0].startswith("error: "), err
-    assert expected in err[0], err[0]
-    after = {p: p.stat().st_mtime_ns for p in ws.rglob("*") if p.is_file()}
-    assert {p: t for p, t in after.items() if p in before} == before  # nothing already written was touched
-    record_case(cli, case, args.replace("{ws}/", ""), code, err[0])
+    assert expected.format(ws=ws) in err[0], err[0]
+    assert "Traceback" not in err[0]
+    assert snapshot(ws) == before  # nothing already written was changed, and nothing was added
+    record_case(cli, case, args.replace("{ws}/", ""), code, err[0].replace(f"{ws}/", ""))
+
+
+# Cases in a process of their own: exit code and stderr as the shell sees them. The fast ones fail before the heavy
+# imports; a bad output path is found after them (about 20 s of torch / diffusers start-up per process on a busy
+# 2-core machine), so those run with `-m slow` (and `make reliability`).
+FAST_PROCESSES = [
+    ("train_dit.py", ["python", "train_dit.py", "--train.stesp", "3"], "train.stesp: unknown key"),
+    ("evaluate_dit.py", ["python", "evaluate_dit.py", "--metrics", "loss"], "eval.checkpoint is required"),
+    ("fit_laws.py", ["python", "fit_laws.py", *shlex.split(FIT), "--out", "/sys/ditlaws-fit"],
+     "--out /sys/ditlaws-fit: cannot write in /sys"),
+    ("ditlaws push", ["ditlaws", "push", "{ws}/nowhere"], "{ws}/nowhere: no such folder"),
+]
+OUTPUT_PATH_PROCESSES = [
+    ("train_dit.py", ["python", "train_dit.py", *TINY.split(), "--train.steps", "3", "--train.output_dir",
+                      "/sys/ditlaws-run"], "train.output_dir /sys/ditlaws-run: cannot write in /sys"),
+    ("sweep", ["python", "-m", "ditlaws.sweep", "--config", "{ws}/sweep.yaml", "--out", "{ws}/afile/out"],
+     "--out {ws}/afile/out: {ws}/afile is a file, not a folder"),
+    ("evaluate_dit.py", ["python", "evaluate_dit.py", *shlex.split(EVAL), "--out", "/sys/ditlaws/eval.json"],
+     "--out /sys/ditlaws/eval.json: cannot write in /sys"),
+    ("fit_laws.py", ["python", "fit_laws.py", *shlex.split(FIT), "--out", "{ws}/fit_done/fit.json"],
+     "--out {ws}/fit_done/fit.json: is a file, not a folder"),
+    ("ditlaws-prepare", ["ditlaws-prepare", *shlex.split(PREPARE), "--out", "{ws}/cache/val/manifest.json"],
+     "--out {ws}/cache/val/manifest.json: is a file, not a folder"),
+]
+
+
+def executable(command: list[str]) -> list[str]:
+    """`python` is this interpreter; a console script is the venv's, or the module behind it where it is not
+    installed."""
+    modules = {"ditlaws": "ditlaws.cli", "ditlaws-prepare": "ditlaws.data.prepare"}
+    if command[0] == "python":
+        return [sys.executable, *command[1:]]
+    script = Path(sys.executable).with_name(command[0])
+    return [str(script), *command[1:]] if script.exists() else [sys.executable, "-m", modules[command[0]],
+                                                                *command[1:]]
+
+
+def run_processes(ws: Path, processes: list) -> None:
+    """Start them all at once; each must exit 2 with one stderr line, no traceback, nothing on stdout, nothing in
+    the workspace changed."""
+    before = snapshot(ws)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    started = [(cli, command, expected, subprocess.Popen(executable([a.format(ws=ws) for a in command]), cwd=ROOT,
+                                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                         text=True))
+               for cli, command, expected in processes]
+    for cli, command, expected, proc in started:
+        out, err = proc.communicate(timeout=600)
+        lines = err.strip().splitlines()
+        assert proc.returncode == 2, (cli, err)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, (cli, err)
+        assert expected.format(ws=ws) in lines[0], lines[0]
+        assert out == "", (cli, out)
+        record_case(cli, "in a process of its own", " ".join(command).replace("{ws}/", ""), proc.returncode,
+                    lines[0].replace(f"{ws}/", ""))
+    assert snapshot(ws) == before
+
+
+def test_bad_input_in_a_process_of_its_own(ws):
+    run_processes(ws, FAST_PROCESSES)
+
+
+@pytest.mark.slow
+def test_bad_output_path_in_a_process_of_its_own(ws):
+    run_processes(ws, OUTPUT_PATH_PROCESSES)

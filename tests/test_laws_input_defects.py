@@ -129,7 +129,9 @@ def test_output_path_that_is_not_writable_is_rejected(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, err = _run(capsys, "--runs", _csv(tmp_path / "r.csv"), "--out", blocker / "sub")
-    assert _one_line_error(code, err) and err.startswith("error: --out: cannot write to")
+    assert _one_line_error(code, err) and err.startswith("error: --out ") and "file is a file, not a folder" in err
+    code, err = _run(capsys, "--runs", _csv(tmp_path / "r.csv"), "--out", "/sys/ditlaws-fit")  # even root cannot
+    assert _one_line_error(code, err) and "cannot write in /sys" in err
     if os.geteuid() != 0:  # root writes anywhere; a read-only folder only stops other users
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)

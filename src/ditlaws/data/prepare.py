@@ -14,7 +14,6 @@ rows with their file and row) is written last. A bad config or wrong column name
 
 from __future__ import annotations
 
-import argparse
 import collections
 import hashlib
 import itertools
@@ -34,8 +33,11 @@ from ditlaws.data import builtin, cache, sources
 from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.files import expand_data_files
 from ditlaws.data.loader import collate_samples
+from ditlaws.devices import resolve_device
 from ditlaws.errors import UserError
 from ditlaws.jsonio import write_json_atomic
+from ditlaws.options import ArgumentParser
+from ditlaws.paths import check_writable
 from ditlaws.versions import versions
 
 logger = logging.getLogger("ditlaws.data.prepare")
@@ -169,27 +171,49 @@ def write_shard(path: Path, samples, specs: dict, text_encoder, image_encoder, b
     return {"rows": rows, "skipped": dict(skipped), "skipped_rows": skipped_rows}
 
 
+def read_marker(path: Path) -> dict | None:
+    """A finished shard's sidecar; None when there is none or it is unreadable (the shard is then redone)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def check_finished_shards(split_dir: Path, fingerprint: str) -> None:
+    """Shards already in `split_dir` must be of this config and sample count: refused before any work, not mixed."""
+    for marker in sorted(split_dir.glob("shard-*.json")) if split_dir.is_dir() else []:
+        info = read_marker(marker)
+        if info is not None and info.get("fingerprint") != fingerprint:
+            raise UserError(f"{split_dir}: holds shards from a different config or sample count ({marker.name}); "
+                            "use another --out or delete that folder")
+
+
 def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out: str | None = None,
             batch_size: int = 64, device: str | None = None) -> dict:
     """Write (or finish) the cache of one split; return its manifest."""
+    flag = "--out" if out else "data.cache_dir"
     out = out or data_cfg.cache_dir
     if not out:
         raise UserError("no output folder: pass --out DIR or set data.cache_dir")
     if split not in ("train", "val", "ood"):
         raise UserError(f"--split {split!r} is not valid; choose one of train, val, ood")
+    check_writable(Path(out), flag, folder=True)
+    check_writable(Path(out) / split, flag, folder=True)  # <out>/<split> a file: refused too
+    device = resolve_device(device)
     if num_samples is not None and num_samples <= 0:
         raise UserError(f"--num-samples must be positive, got {num_samples}")
     source = SourceRows(data_cfg, split) if data_cfg.source != "builtin" else None  # columns checked here
     total = count_rows(data_cfg, split, num_samples, source)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    text_encoder = build_text_encoder(data_cfg).to(device)
-    image_encoder = build_image_encoder(data_cfg).to(device)
-    specs = tensor_specs(data_cfg, text_encoder, image_encoder)
     settings = {key: getattr(data_cfg, key) for key in SOURCE_FIELDS}
     fingerprint = hashlib.blake2b(json.dumps({"source": settings, "split": split, "rows": total}, sort_keys=True)
                                   .encode(), digest_size=16).hexdigest()
-
     split_dir = Path(out) / split
+    check_finished_shards(split_dir, fingerprint)
+    text_encoder = build_text_encoder(data_cfg).to(device)
+    image_encoder = build_image_encoder(data_cfg).to(device)
+    specs = tensor_specs(data_cfg, text_encoder, image_encoder)
+
     split_dir.mkdir(parents=True, exist_ok=True)
     for stale in split_dir.glob(".shard-*.tmp-*"):  # left by an interrupted run
         stale.unlink()
@@ -201,11 +225,8 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         name = cache.shard_name(index, shards_total)
         done_marker = split_dir / (name[: -len(".parquet")] + ".json")
         start, stop = index * total // shards_total, (index + 1) * total // shards_total
-        if done_marker.is_file() and (split_dir / name).is_file():
-            info = json.loads(done_marker.read_text())
-            if info.get("fingerprint") != fingerprint:
-                raise UserError(f"{split_dir}: holds shards from a different config or sample count; "
-                                f"use another --out or delete that folder")
+        info = read_marker(done_marker)
+        if info is not None and (split_dir / name).is_file():
             if rows is not None:  # pass over this shard's rows without decoding them
                 collections.deque(itertools.islice(rows, stop - start), maxlen=0)
             shard_infos.append(info)
@@ -247,7 +268,7 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ditlaws.data.prepare", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m ditlaws.data.prepare", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="YAML file with a `data:` section (configs/data/*.yaml)")
     parser.add_argument("--split", default="train", help="train, val or ood (builtin only)")
     parser.add_argument("--num-samples", type=int, default=None, help="rows to encode (required for builtin train)")

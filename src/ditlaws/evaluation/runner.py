@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ditlaws.config import EvalConfig
+from ditlaws.devices import resolve_device
 from ditlaws.errors import UserError
 from ditlaws.evaluation import accuracy as accuracy_lib
 from ditlaws.evaluation.frechet import FeatureStats
@@ -64,22 +65,6 @@ def strict_json(value):
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     return value
-
-
-def resolve_device(name: str | None) -> str:
-    """The device to evaluate on; an unavailable one is an error here, not a traceback later."""
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)  # syntax was checked by EvalConfig
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
-            raise UserError(f"eval.device {name}: no such CUDA device here ({count} visible); use cpu")
-    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError(f"eval.device {name}: MPS is not available here; use cpu")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise UserError(f"eval.device {name}: {device.type} devices are not supported; use cpu, cuda or mps")
-    return name
 
 
 def reference_stats(extractor, real_images: Callable[[], Iterable[dict]], n: int, cache: Path | None):
@@ -287,7 +272,10 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
     data_cfg = load_data_config(data, run_dir, data_overrides or [])
     out_path = Path(out) if out else (run_dir or model_dir) / "eval.json"
     check_writable(out_path)
-    cfg.device = resolve_device(cfg.device)
+    stats_root = Path(stats_dir) if stats_dir else cache_root() / "fid_stats"
+    if "fid" in cfg.metrics:  # the reference statistics are cached there
+        check_writable(stats_root, "--fid-stats-dir" if stats_dir else "$DITLAWS_CACHE/fid_stats", folder=True)
+    cfg.device = resolve_device(cfg.device, "eval.device")
     warnings = data_warnings(cfg, data_cfg)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -308,7 +296,6 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
         return iter(loader)
 
     fingerprint = {k: v for k, v in dataclasses.asdict(data_cfg).items() if k not in ("num_workers", "cache_dir")}
-    stats_root = Path(stats_dir) if stats_dir else cache_root() / "fid_stats"
     report = evaluate_model(
         model, batches=batches, real_images=real_images, pipeline=pipeline, options=cfg, readers=readers,
         out_dir=out_path.parent, pixel_8bit=data_cfg.image_encoder == "identity",

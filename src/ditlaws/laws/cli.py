@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ditlaws.laws.ood import ood_fit
 from ditlaws.laws.study import FitOptions, fit_study
 from ditlaws.laws.table import RunTable, group_budgets, load_runs
 from ditlaws.options import ArgumentParser, add_arguments, flag_of, from_arguments, option, spec
+from ditlaws.paths import check_writable
 
 SECTION = "fit_laws"
 
@@ -85,18 +85,6 @@ def parse(argv: list[str] | None) -> tuple[FitInputs, FitOptions]:
     return inputs, options
 
 
-def check_output(out: Path) -> None:
-    """The output folder can be created and written, or a one-line error (before any fitting)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise UserError(f"--out: cannot write to {out} ({e.strerror or e})") from None
-
-
 def check_inputs(inputs: FitInputs) -> None:
     for flag, paths in (("--runs", [inputs.runs] if inputs.runs else []), ("--compare", list(inputs.compare))):
         for path in paths:
@@ -126,7 +114,7 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
     from ditlaws.laws import report
 
     out = Path(inputs.out)
-    check_output(out)
+    check_writable(out, "--out", folder=True)  # before any fitting; created only once there is a fit to write
     check_inputs(inputs)
     tables = _studies(inputs.runs, "--runs", inputs, options)
     for other in inputs.compare:
@@ -152,6 +140,7 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
                    "flops": t.flops, "revision": t.provenance.get("revision"), "provenance": t.provenance,
                    "n_skipped": len(t.skipped)} for t in tables]
     opts = {**dataclasses.asdict(inputs), **dataclasses.asdict(options)}
+    out.mkdir(parents=True, exist_ok=True)
     path = write_fit_json(out / "fit.json", docs[0], docs[1:], inputs_doc, opts, comparison, ood)
     figures = {}
     if inputs.figures:

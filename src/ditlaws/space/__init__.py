@@ -9,15 +9,16 @@ two-study fit for tests and the screenshot), ``browser`` (headless Chromium for 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from ditlaws.errors import UserError
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ditlaws space", description="The ditlaws Gradio Space.")
+def _parser():
+    from ditlaws.options import ArgumentParser  # one-line usage errors; imported here: the app needs none of it
+
+    p = ArgumentParser(prog="ditlaws space", description="The ditlaws Gradio Space.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("deploy", help="create or update a Space repo with the app, its requirements and a fit")
     d.add_argument("--repo", required=True, metavar="ORG/SPACE", help="the Space repo (created if missing)")

@@ -21,6 +21,7 @@ import yaml
 from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
 from ditlaws.jsonio import write_json_atomic
+from ditlaws.paths import check_writable
 from ditlaws.store.cards import model_card
 from ditlaws.store.hub import HubStore
 from ditlaws.store.local import LocalStore
@@ -260,13 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if not path.is_dir():
-            raise UserError(f"{path}: no such folder (give a run folder or a store folder)")
+            what = "is a file, not a folder" if path.exists() else "no such folder"
+            raise UserError(f"{path}: {what} (give a run folder or a store folder)")
         store = store_folder(path)
         if store is not None:
             hub = from_arguments(HubConfig, args, section="hub")
             report = push_store(store, hub, study=args.study)
         else:
             run = RunFolder.load(path, args.study)
+            check_writable(path / LEDGER, "")  # the ledger of what landed is written there
             base = {**run.hub_config(), **{k: v for k, v in (_read_json(path / LEDGER) or {}).items()
                                            if k in ("org", "endpoint", "private")}}
             hub = from_arguments(HubConfig, args, section="hub", base={k: v for k, v in base.items()

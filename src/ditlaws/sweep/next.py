@@ -23,6 +23,7 @@ import yaml
 from ditlaws.config import SweepConfig, preset_size, read_yaml
 from ditlaws.errors import UserError
 from ditlaws.options import ArgumentParser
+from ditlaws.paths import check_writable
 
 
 def predicted_n_opt(store_dir: Path, study: str, budget: float, seed: int = 0, n_boot: int = 200) -> dict:
@@ -126,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.span) and args.span >= 1):
         raise UserError(f"--span must be a factor >= 1, got {args.span}")
     out = Path(args.write)
-    if out.is_dir():
-        raise UserError(f"--write: {out} is a folder; give a file name for the sweep YAML")
+    check_writable(out, "--write")
     raw, basis = propose(Path(args.sweep), args.budget, args.sizes, args.span, args.store, args.seed)
     lo, hi = basis["ci90"] or (None, None)
     header = (f"# Next budget of study {basis['study']}: C = {args.budget:.3g} FLOPs. Proposed by\n"

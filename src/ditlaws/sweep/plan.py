@@ -20,6 +20,7 @@ from ditlaws.config import (
     section_from_dict,
 )
 from ditlaws.errors import UserError
+from ditlaws.paths import check_writable
 from ditlaws.training.plan import RunPlan, data_geometry, plan_run
 from ditlaws.training.record import default_run_id
 
@@ -59,10 +60,9 @@ def sweep_from_dict(raw: dict, root: Path | None = None, out: str | None = None)
     if out is not None:
         sweep.out, sweep.store = str(out), None
     sweep.base = resolve_base(sweep, root)
-    for key, folder in (("--out" if out is not None else "sweep.out", sweep.out_dir), ("sweep.store", sweep.store_dir)):
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-        if not existing.is_dir():
-            raise UserError(f"{key}: {existing} is a file, not a folder")
+    out_key = "--out" if out is not None else "sweep.out"
+    for key, folder in ((out_key, sweep.out_dir), (out_key, sweep.runs_dir), ("sweep.store", sweep.store_dir)):
+        check_writable(folder, key, folder=True)
     run_config(sweep, sweep.budgets[0], sweep.size_list[0], sweep.seeds[0])
     return sweep
 

@@ -20,6 +20,7 @@ import yaml
 
 from ditlaws.config import config_from_dict, identity, identity_diff
 from ditlaws.errors import UserError
+from ditlaws.paths import check_writable
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "eval.json", "hub_push.json")
 RUN_FOLDERS = ("model", "checkpoints")
@@ -48,16 +49,15 @@ def has_run_files(output: Path) -> bool:
 
 
 def check_folder(output: Path) -> None:
-    """A run folder must be a folder (or not exist yet) under a writable parent."""
-    if output.exists() and not output.is_dir():
-        raise UserError(f"train.output_dir: {output} is a file, not a folder")
-    _check_writable(output)
+    """A run folder must be a folder (or not exist yet) where files can be written."""
+    check_writable(output, "train.output_dir", folder=True)
 
 
 @contextmanager
 def locked(output: Path, lock=None):
     """Hold the run folder's lock (`ditlaws.locks`) while training: taken here on the main process unless the
-    caller holds it already (the sweep runner does); a folder another live process holds is refused."""
+    caller holds it already (the sweep runner does); a folder another live process holds is refused. Folders made
+    here for the lock are removed again when they end up empty (the run was refused before writing anything)."""
     import os
 
     # The launcher's RANK (torchrun / accelerate launch) says which process is the main one before any process
@@ -67,17 +67,21 @@ def locked(output: Path, lock=None):
         return
     from ditlaws.locks import folder_lock
 
+    created = [p for p in (output, *output.parents) if not p.exists()]
     output.mkdir(parents=True, exist_ok=True)
-    with folder_lock(output, label="train_dit.py", timeout=0) as held:
-        yield held
+    try:
+        with folder_lock(output, label="train_dit.py", timeout=0) as held:
+            yield held
+    finally:  # a run refused before writing anything leaves no empty folders behind
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def claim(cfg, output: Path) -> FolderState:
     """Decide what training may do in `output` (see the module docstring); raises UserError when it must not."""
-    if output.exists() and not output.is_dir():
-        raise UserError(f"train.output_dir: {output} is a file, not a folder")
+    check_folder(output)
     if not output.exists() or not has_run_files(output):
-        _check_writable(output)
         return FolderState("new")
     ours, theirs = identity(cfg), stored_identity(output)
     if theirs is None or theirs != ours:
@@ -87,7 +91,6 @@ def claim(cfg, output: Path) -> FolderState:
             raise UserError(f"train.output_dir: {output} holds a different run ({differing}); choose another "
                             "train.output_dir, or pass --train.overwrite true to replace it")
         remove_run(output)
-        _check_writable(output)
         return FolderState("new")
     finished = (output / "summary.json").is_file() and (output / "model" / "config.json").is_file()
     if cfg.train.overwrite:
@@ -98,7 +101,6 @@ def claim(cfg, output: Path) -> FolderState:
     if cfg.train.resume is None:
         raise UserError(f"train.output_dir: {output} holds an unfinished run of this config; pass "
                         "--train.resume latest to continue it, or --train.overwrite true to start it again")
-    _check_writable(output)
     return FolderState("unfinished")
 
 
@@ -110,15 +112,3 @@ def remove_run(output: Path) -> None:
         shutil.rmtree(output / name, ignore_errors=True)
     for path in output.glob("samples_*.png"):
         path.unlink(missing_ok=True)
-
-
-def _check_writable(output: Path) -> None:
-    probe_dir = output
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise UserError(f"train.output_dir: {probe_dir} is a file, not a folder")
-    import os
-
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise UserError(f"train.output_dir: {probe_dir} is not writable")
