@@ -74,8 +74,9 @@ def pending_runs(sweep: SweepConfig, store, log=print) -> tuple[list[PlannedRun]
     return runs, records, todo
 
 
-def emit_jobs(sweep: SweepConfig, what: str, log=print) -> Path:
-    """Write the job files of the pending runs and an sbatch script (`sbatch`) or command list (`list`)."""
+def emit_jobs(sweep: SweepConfig, what: str, log=print) -> Path | None:
+    """Write the job files of the pending runs and an sbatch script (`sbatch`) or command list (`list`); returns its
+    path (None when every run is in the store)."""
     from ditlaws.executors.emit import emit
     from ditlaws.store import LocalStore
 
