@@ -17,7 +17,8 @@ started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started )) s"; }
 
 features=${DITLAWS_CACHE:-$HOME/.cache/ditlaws}/features/builtin_cnn.safetensors
-if [ ! -f "$features" ]; then
+if ! "$py" -c "import sys; from ditlaws.feature_net.train import reusable; sys.exit(not reusable(sys.argv[1]))" \
+    "$features"; then
   echo "== feature network: training it once for FID and accuracy (~2 min, not counted) -> $features"
   "$py" -m ditlaws.feature_net --out "$features"
   started=$(date +%s)

@@ -39,6 +39,8 @@ class FeatureTrainConfig:
     complexity: int = option(3, help="most objects per training scene", ge=1, le=builtin.MAX_OBJECTS)
     lr: float = option(3e-3, help="peak learning rate (one-cycle schedule)", gt=0)
     seed: int = option(0, help="initialisation seed", ge=0)
+    reuse: bool = option(False, help="keep OUT when it already holds a network this ditlaws reads "
+                                      "(an outdated or damaged file is retrained)")
 
 
 def scene_batch(indices, resolution: int, complexity: int, seed: int = FEATURE_DATA_SEED):
@@ -93,6 +95,18 @@ def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int =
     return net.requires_grad_(False), dict(zip(("shape", "colour", "size"), accuracy))
 
 
+def reusable(path) -> bool:
+    """Whether `path` holds a feature network this ditlaws loads; says why not when it exists but does not."""
+    if not Path(path).is_file():
+        return False
+    try:
+        BuiltinFeatureNet.load(path)
+    except UserError as err:
+        print(f"retraining it: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv=None) -> int:
     parser = ArgumentParser(prog="python -m ditlaws.feature_net", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,6 +115,9 @@ def main(argv=None) -> int:
         cfg = from_arguments(FeatureTrainConfig, parser.parse_args(argv), section="features")
         out = cfg.out or str(default_weights())
         check_writable(Path(out))
+        if cfg.reuse and reusable(out):
+            print(f"{out}: a current builtin-cnn network, kept")
+            return 0
         net, accuracy = train_feature_net(cfg.steps, cfg.batch_size, cfg.resolution, cfg.complexity, lr=cfg.lr,
                                           seed=cfg.seed)
     except UserError as err:
