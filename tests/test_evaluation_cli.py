@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from eval_helpers import eval_args, evaluate_dit, train_tiny_run
 
 
@@ -98,3 +99,13 @@ def test_data_only_config_by_name(run_dir, tmp_path):
                  "--out", str(tmp_path / "e.json"))
     assert evaluate_dit.main(args) == 0
     assert json.loads((tmp_path / "e.json").read_text())["summary"]["val_loss"]["mean"] > 0
+
+
+def test_more_generated_images_than_the_split_holds_is_a_warning(run_dir):
+    val_size = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["val_size"]
+    out = run_dir / "wide.json"
+    assert evaluate_dit.main(_args(run_dir, "--metrics", "fid", "--fid-samples", str(val_size + 8),
+                                   "--out", str(out))) == 0
+    report = json.loads(out.read_text())
+    assert report["results"]["val"]["fid"]["n_generated"] == val_size
+    assert any(f"fid asks for {val_size + 8} images" in w and "data.val_size" in w for w in report["warnings"])

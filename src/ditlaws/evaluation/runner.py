@@ -250,6 +250,12 @@ def data_warnings(cfg: EvalConfig, data_cfg) -> list[str]:
     if "fid" in cfg.metrics and cfg.fid_features == "builtin-cnn" and data_cfg.source != "builtin":
         warnings.append(f"FID features builtin-cnn were trained on the built-in set only; on data.source "
                         f"{data_cfg.source!r} its FID says little (use --fid-features clip-vit-l-14)")
+    if data_cfg.source == "builtin":  # its val and ood splits hold data.val_size samples, the captions generated from
+        for metric, asked in (("fid", cfg.fid_samples), ("accuracy", cfg.accuracy_samples)):
+            if metric in cfg.metrics and asked > data_cfg.val_size:
+                warnings.append(f"{metric} asks for {asked} images but the split holds data.val_size = "
+                                f"{data_cfg.val_size}: it is measured on {data_cfg.val_size} (raise data.val_size; "
+                                f"the validation loss reads only the first eval.max_samples)")
     if "clip" in cfg.metrics and data_cfg.source == "builtin":
         warnings.append("CLIP score on the built-in set: CLIP reads these tiny synthetic images poorly "
                         "(--metrics accuracy scores them exactly)")
