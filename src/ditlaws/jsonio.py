@@ -34,3 +34,15 @@ def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 2, so
 def read_json(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_json_if_present(path: Path, what: str = "JSON") -> Any:
+    """The file's JSON, or None when there is no such file; a damaged one is a UserError naming it."""
+    from ditlaws.errors import UserError
+
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid {what} ({err})") from None

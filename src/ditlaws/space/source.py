@@ -12,12 +12,12 @@ and presets.json next to app.py (deploy ships it) gives the preset table without
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ditlaws.errors import UserError
+from ditlaws.jsonio import read_json_if_present
 from ditlaws.laws.predict import FitResult, load_fit
 from ditlaws.space.presets import presets_from_records
 
@@ -42,24 +42,18 @@ def read_records(root: Path, studies: list[str]) -> list[dict]:
 
 
 def read_presets(path: Path) -> dict | None:
-    if not path.is_file():
+    doc = read_json_if_present(path, "presets.json")
+    if doc is None:
         return None
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a valid presets.json ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("presets"), list):
         raise UserError(f"{path}: a presets.json holds {{'geometry': ..., 'presets': [...]}}")
     return doc
 
 
 def _space_config(path: Path) -> dict:
-    if not path.is_file():
+    doc = read_json_if_present(path)
+    if doc is None:
         return {}
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results_repo"), str):
         raise UserError(f"{path}: a space.json holds {{'results_repo': '<org>/<study>-results', 'revision': ...}}")
     return doc

@@ -14,13 +14,12 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
-from ditlaws.jsonio import write_json_atomic
+from ditlaws.jsonio import read_json_if_present, write_json_atomic
 from ditlaws.paths import check_writable
 from ditlaws.store.cards import model_card
 from ditlaws.store.hub import HubStore
@@ -62,8 +61,8 @@ class RunFolder:
     @classmethod
     def load(cls, path: str | Path, study: str | None = None) -> RunFolder:
         path = Path(path)
-        record = _read_json(path / "summary.json")
-        ledger = _read_json(path / LEDGER) or {}
+        record = read_json_if_present(path / "summary.json")
+        ledger = read_json_if_present(path / LEDGER) or {}
         config = _read_yaml(path / "config.yaml")
         train = (config or {}).get("train") or {}
         study = study or (record or {}).get("study") or ledger.get("study") or train.get("study")
@@ -160,7 +159,7 @@ def write_ledger(run_dir: Path, store: HubStore, run: RunFolder, *, pending: lis
                  landed: dict[str, str] | None = None, error: str | None = None) -> None:
     """hub_push.json: where this run is pushed, what landed, what is pending (None: as before) and the last error
     (no token, ever)."""
-    old = _read_json(run_dir / LEDGER) or {}
+    old = read_json_if_present(run_dir / LEDGER) or {}
     if pending is None:
         pending, error = old.get("pending") or [], old.get("error")
     write_json_atomic(run_dir / LEDGER, {
@@ -270,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run = RunFolder.load(path, args.study)
             check_writable(path / LEDGER, "")  # the ledger of what landed is written there
-            base = {**run.hub_config(), **{k: v for k, v in (_read_json(path / LEDGER) or {}).items()
+            base = {**run.hub_config(), **{k: v for k, v in (read_json_if_present(path / LEDGER) or {}).items()
                                            if k in ("org", "endpoint", "private")}}
             hub = from_arguments(HubConfig, args, section="hub", base={k: v for k, v in base.items()
                                                                       if k in HUB_FIELDS})
@@ -285,15 +284,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 HUB_FIELDS = {f.name for f in dataclasses.fields(HubConfig)}
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
 
 
 def _read_yaml(path: Path) -> dict | None:
