@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from reliability_report import record_drill
+from tiny_sweep import tiny_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model.depth", "2", "--model.width", "32", "--model.heads", "2", "--model.patch_size", "4",
@@ -107,16 +108,7 @@ def test_training_killed_and_resumed_is_bit_identical(tmp_path, reference, drill
                  "summary bit-identical to an uninterrupted run")
 
 
-SWEEP = {
-    "study": "drill", "budgets": [4e7, 8e7], "min_steps": 2, "keep_models": True,
-    "sizes": [{"depth": 1, "width": 16, "heads": 1}, {"depth": 1, "width": 32, "heads": 2}],
-    "base": {"model": {"family": "in_context", "patch_size": 4},
-             "data": {"source": "builtin", "resolution": 16, "complexity": 1, "text_len": 8, "text_dim": 16,
-                      "val_size": 8},
-             "train": {"global_batch": 4, "lr": 1e-3, "mixed_precision": "no", "log_every": 1,
-                       "checkpoint_every": 2}},
-    "eval": {"max_samples": 8, "loss_timesteps": 2, "batch_size": 8},
-}
+SWEEP = tiny_sweep("drill", keep_models=True, train={"checkpoint_every": 2})
 STABLE = ("run_id", "N", "D", "C", "steps", "final_loss", "final_loss_ema", "loss_last10pct", "budget")
 
 
@@ -128,6 +120,25 @@ def store_state(out: Path) -> dict:
     files = sorted((out / "store" / "runs" / "drill").glob("*.json"))
     records = [json.loads(p.read_text()) for p in files]
     return {r["run_id"]: ({k: r[k] for k in STABLE}, r["eval"]["val_loss"]) for r in records}
+
+
+def steps_logged(out: Path) -> int:
+    """Training steps logged so far over all of a sweep's runs (each run logs every step)."""
+    return sum(len(p.read_bytes().splitlines()) for p in (out / "runs").glob("*/metrics.jsonl"))
+
+
+def kill_point(proc: subprocess.Popen, out: Path, rng: random.Random) -> str | None:
+    """SIGKILL the runner a random 1..8 training steps (+ 0..0.3 s) after it started training, wherever that is:
+    mid-run, mid-checkpoint, mid-evaluation or between runs. None when the runner ended first."""
+    start, wait = steps_logged(out), rng.randint(1, 8)
+    while proc.poll() is None and steps_logged(out) < start + wait:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 0.3))
+    if proc.poll() is not None:
+        return None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return f"SIGKILL {wait} steps after a restart ({len(store_state(out))} of 4 records stored)"
 
 
 def test_sweep_runner_killed_at_random_points_ends_with_the_same_records(tmp_path):
@@ -144,18 +155,15 @@ def test_sweep_runner_killed_at_random_points_ends_with_the_same_records(tmp_pat
 
     drill = config("drill")
     rng = random.Random("sweep-drill")
-    kills = []
-    for _ in range(5):
-        delay = rng.uniform(3.0, 9.0)  # python + torch start in ~3 s; the whole sweep takes ~10 s
+    kills, attempts = [], 0
+    while len(kills) < 5 and attempts < 12:  # a restart that finishes before its kill point is not a drill
+        attempts += 1
         proc = subprocess.Popen(sweep_cmd(drill), env=env(), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=delay)
-            kills.append(f"ended before {delay:.1f} s")
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills.append(f"SIGKILL at {delay:.1f} s ({len(store_state(tmp_path / 'drill'))} records stored)")
+        point = kill_point(proc, tmp_path / "drill", rng)
+        if point is not None:
+            kills.append(point)
+    assert len(kills) >= 5, kills
     done = subprocess.run(sweep_cmd(drill), env=env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert store_state(tmp_path / "drill") == reference  # same records, none lost, none twice (one file per run)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_sweep import tiny_sweep
 
 from ditlaws.errors import UserError
 from ditlaws.executors.launch import Launch, job_command
@@ -25,15 +26,7 @@ from ditlaws.sweep import main, plan, run_sweep, sweep_from_dict
 from ditlaws.sweep.runner import emit_jobs, pending_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEP = {
-    "study": "exec", "budgets": [3e7, 6e7], "min_steps": 2, "keep_models": False,
-    "sizes": [{"depth": 1, "width": 16, "heads": 1}, {"depth": 1, "width": 32, "heads": 2}],
-    "base": {"model": {"family": "in_context", "patch_size": 4},
-             "data": {"source": "builtin", "resolution": 16, "complexity": 1, "text_len": 8, "text_dim": 16,
-                      "val_size": 8},
-             "train": {"global_batch": 4, "lr": 1e-3, "mixed_precision": "no", "log_every": 1}},
-    "eval": {"max_samples": 8, "loss_timesteps": 2, "batch_size": 8},
-}
+SWEEP = tiny_sweep("exec", budgets=[3e7, 6e7])
 SLURM = {"kind": "slurm", "slurm_partition": "gpu", "slurm_account": "lab", "slurm_time_min": 90,
          "slurm_gpus_per_node": 0, "slurm_cpus_per_task": 2, "slurm_mem_gb": 8, "slurm_additional": ["qos=high"]}
 

@@ -9,18 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 from reliability_report import record_drill
+from tiny_sweep import tiny_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-SWEEP = {
-    "study": "twice", "budgets": [4e7, 8e7], "min_steps": 2, "keep_models": False,
-    "sizes": [{"depth": 1, "width": 16, "heads": 1}, {"depth": 1, "width": 32, "heads": 2}],
-    "base": {"model": {"family": "in_context", "patch_size": 4},
-             "data": {"source": "builtin", "resolution": 16, "complexity": 1, "text_len": 8, "text_dim": 16,
-                      "val_size": 8},
-             "train": {"global_batch": 4, "lr": 1e-3, "mixed_precision": "no", "log_every": 1}},
-    "eval": {"max_samples": 8, "loss_timesteps": 2, "batch_size": 8},
-}
+SWEEP = tiny_sweep("twice")
 
 
 def env() -> dict:
