@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     raw, basis = propose(Path(args.sweep), args.budget, args.sizes, args.span, args.store, args.seed)
     lo, hi = basis["ci90"] or (None, None)
     header = (f"# Next budget of study {basis['study']}: C = {args.budget:.3g} FLOPs. Proposed by\n"
-              f"#   python -m ditlaws.sweep next --from {args.sweep} --budget {args.budget:g} --sizes {args.sizes}\n"
+              f"#   python -m ditlaws.sweep next --from {args.sweep} --budget {args.budget:g} --sizes {args.sizes} "
+              f"--span {args.span:g}\n"
               f"# from the current fit ({basis['approach']}): N_opt = {basis['N_opt']:.4g}"
               + (f", 90 % interval [{lo:.4g}, {hi:.4g}]" if lo else "") + "\n"
               f"# sizes N = {', '.join(f'{n:,}' for n in basis['N'])}\n")
