@@ -108,7 +108,7 @@ def test_training_killed_and_resumed_is_bit_identical(tmp_path, reference, drill
                  "summary bit-identical to an uninterrupted run")
 
 
-SWEEP = tiny_sweep("drill", keep_models=True, train={"checkpoint_every": 2})
+SWEEP = tiny_sweep("drill", budgets=[1.2e8, 2.4e8], keep_models=True, train={"checkpoint_every": 2})  # 132 steps in all
 STABLE = ("run_id", "N", "D", "C", "steps", "final_loss", "final_loss_ema", "loss_last10pct", "budget")
 
 
