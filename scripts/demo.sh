@@ -19,7 +19,7 @@ elapsed() { echo "$(( $(date +%s) - started )) s"; }
 features=${DITLAWS_CACHE:-$HOME/.cache/ditlaws}/features/builtin_cnn.safetensors
 if ! "$py" -c "import sys; from ditlaws.feature_net.train import reusable; sys.exit(not reusable(sys.argv[1]))" \
     "$features"; then
-  echo "== feature network: training it once for FID and accuracy (~2 min, not counted) -> $features"
+  echo "== feature network: training it once for FID and accuracy (~4 min on 2 cores, not counted) -> $features"
   "$py" -m ditlaws.feature_net --out "$features"
   started=$(date +%s)
 fi
