@@ -43,7 +43,9 @@ def summary_markdown(fit: FitResult, origin: str) -> str:
         e = row[approach].get(name)
         if e:
             laws.append(f"{sym} ∝ C^{e['exponent']:.4f} [{e['ci90'][0]:.4f}, {e['ci90'][1]:.4f}]")
-    head = " · ".join(laws) or "no Approach 2 laws (too few budgets)"
+    a2 = fit.doc.get("approach2") or {}
+    head = " · ".join(laws) or (f"no Approach 2 laws ({str(a2.get('reason') or 'not fitted').rstrip('.')}); the "
+                                "numbers below are Approach 3's (the parametric L(N, D) fit) where it was fitted")
     c_lo, c_hi = fit.doc.get("C_min"), fit.largest_budget
     span = f"{c_lo:.3g} – {c_hi:.3g} FLOPs" if c_lo and c_hi else "—"
     return (f"# Scaling laws of `{fit.study}`\n"
@@ -182,14 +184,41 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not port_free(args.host, args.port):  # before the (seconds of) loading and drawing
+        print(f"error: --port {args.port}: {args.host}:{args.port} is in use (or not allowed); pick a free port with "
+              "--port or GRADIO_SERVER_PORT", file=sys.stderr)
+        return 2
     try:
         src = load_source(args)
         demo = build_demo(src.fit, src.runs, src.presets, src.origin)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    demo.launch(server_name=args.host, server_port=args.port, theme=THEME, ssr_mode=False, show_error=True)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, theme=THEME, ssr_mode=False, show_error=True)
+    except OSError as e:  # taken between the check and the launch, or a host name that does not resolve
+        print(f"error: --host {args.host} --port {args.port}: cannot serve there ({str(e).splitlines()[0]})",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server can listen on host:port now (the app's port check before it starts gradio)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return True  # leave an unresolvable host to launch, which says so
+    family, kind, _, _, address = infos[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
 
 
 if __name__ == "__main__":

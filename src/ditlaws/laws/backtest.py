@@ -4,7 +4,8 @@ For k = 1..holdout the laws are refitted on all but the k largest used budgets, 
 model learned from nested backtests inside those smaller budgets only (nothing of the held-out budgets is used),
 and predict each held-out budget. A row reports the predicted value, its 90 % intervals (run noise only, and with
 the extrapolation error), the actual value (the held-out budget's own optimum) and ``covered``: the actual value
-inside the predicted 90 % interval with extrapolation error (``covered_noise``: inside the noise-only one).
+inside the predicted 90 % interval with extrapolation error, null where the refit had no extrapolation-error model
+(``covered_noise``: inside the noise-only one, always set).
 
 Approach 3 is backtested the same way (refitted on the runs of the smaller budgets, warm-started from the full fit)
 against the held-out budgets' Approach 2 optima; it needs isoFLOP budgets to compare with.
@@ -32,9 +33,9 @@ def _row(q: dict, actual: float, actual_draws: np.ndarray, one_minus: bool) -> d
     s = summarize(1 - actual_draws if one_minus else actual_draws)
     return {"predicted": q["value"], "median": q["median"], "ci90_noise": ci_noise, "ci90": ci, "actual": actual,
             "actual_ci90": s["ci90"], "rel_error": q["value"] / actual - 1 if actual else None,
-            "covered": inside(ci), "covered_noise": inside(ci_noise),
+            "covered": inside(ci) if ci is not None else None, "covered_noise": inside(ci_noise),
             "ci90_measured": (measured := _measured(q["value"], ci, actual, s["ci90"])),
-            "covered_measured": inside(measured), "notes": q["notes"]}
+            "covered_measured": inside(measured) if measured is not None else None, "notes": q["notes"]}
 
 
 def _measured(value: float, ci, actual: float, actual_ci) -> list[float] | None:

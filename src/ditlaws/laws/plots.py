@@ -30,9 +30,20 @@ def _targets(fit: FitResult) -> list[float]:
     return [p["C"] for p in fit.doc.get("predictions") or []]
 
 
+def _span(fit: FitResult) -> tuple[float, float]:
+    """The compute range a law panel spans: the fitted runs (C_min .. C_max, or the laws' own fitted budgets where
+    fit.json lacks them) and the prediction targets."""
+    fitted = [fit.doc.get("C_min"), fit.doc.get("C_max")]
+    for approach in ("approach2", "approach3"):
+        for law in fit.laws(approach).values():
+            fitted += [*(law.get("fitted_on") or {}).get("C", []), law.get("C_max")]
+    Cs = [c for c in [*fitted, *_targets(fit)] if isinstance(c, (int, float)) and np.isfinite(c) and c > 0]
+    return (min(Cs), max(Cs)) if Cs else (1e15, 1e21)
+
+
 def _grid(fit: FitResult) -> np.ndarray:
-    hi = max([fit.doc["C_max"], *_targets(fit)])
-    return np.geomspace(fit.doc["C_min"] / 1.5, hi * 1.5, 120)
+    lo, hi = _span(fit)
+    return np.geomspace(lo / 1.5, hi * 1.5, 120)
 
 
 def law_panel(ax, fit: FitResult, name: str, approach: str = "approach2", color: str = "C0", prefix: str = "",

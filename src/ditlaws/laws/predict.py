@@ -47,14 +47,34 @@ def load_fit(source: str | Path | dict) -> FitResult:
     if not path.is_file():
         raise UserError(f"{path}: no such fit.json (run fit_laws.py --out <dir> first)")
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        doc = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; a fit.json is written by fit_laws.py") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     if not isinstance(doc, dict):
         raise UserError(f"{path}: a fit.json must be a JSON object")
     return FitResult(doc, source=str(path))
+
+
+def _no_constant(token: str):
+    raise UserError(f"a fit.json holds no {token} (fit_laws.py writes strict JSON, null where a number is missing)")
+
+
+def _check(doc: dict, source: str) -> None:
+    """The fields every reader relies on: a study name, and C_max / C_min finite numbers > 0 or null."""
+    if not isinstance(doc.get("study"), str) or not doc["study"]:
+        raise UserError(f"{source}: fit.json has no 'study' (the study's name, a string); a fit.json written by "
+                        f"fit_laws.py names its study")
+    for key in ("C_max", "C_min"):
+        v = doc.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0):
+            raise UserError(f"{source}: fit.json '{key}' must be a number of FLOPs > 0 or null, got {v!r}")
+    for key in ("approach2", "approach3"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise UserError(f"{source}: fit.json '{key}' must be an object or null, got {type(doc[key]).__name__}")
 
 
 class FitResult:
@@ -65,6 +85,7 @@ class FitResult:
         if version != SCHEMA_VERSION:
             raise UserError(f"{source}: fit.json schema_version {version!r}; this ditlaws reads {SCHEMA_VERSION} "
                             f"(refit with fit_laws.py)")
+        _check(doc, source)
         self.doc, self.source, self.root = doc, source, root or doc
 
     # ------------------------------------------------------------------ what was fitted
@@ -243,6 +264,27 @@ class FitResult:
                                            "ci95": s["ci95"]}
             rows.append(row)
         return rows
+
+
+def shown_interval(row: dict) -> tuple[list | None, bool | None, str]:
+    """The 90 % interval a backtest row is shown with, whether the measurement lies inside it, and its kind: the
+    interval with extrapolation error where the refit had a model of it (``covered``), else the noise-only one
+    (``covered_noise``). What the report, the figures and the Space show and count; (None, None, ...) when neither
+    interval exists."""
+    if row.get("ci90"):
+        return row["ci90"], _covered(row.get("covered"), row["ci90"], row.get("actual")), "with extrapolation error"
+    ci = row.get("ci90_noise")
+    if ci and ci[0] is not None and ci[1] is not None:
+        return ci, _covered(row.get("covered_noise"), ci, row.get("actual")), "run noise only"
+    return None, None, "no interval"
+
+
+def _covered(flag, ci, actual) -> bool | None:
+    if isinstance(flag, bool):
+        return flag
+    if actual is None or ci[0] is None or ci[1] is None:
+        return None
+    return bool(ci[0] <= actual <= ci[1])
 
 
 # ---------------------------------------------------------------------- shared arithmetic

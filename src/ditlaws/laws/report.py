@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ditlaws.laws.predict import FitResult, load_fit
+from ditlaws.laws.predict import FitResult, load_fit, shown_interval
 
 
 def human(x: float | None, unit: str = "") -> str:
@@ -173,33 +173,56 @@ def section_predictions(doc: dict, figures: dict) -> list[str]:
         if p.get("fid_from_loss"):
             q = p["fid_from_loss"]
             lines.append(f"| {p['C']:.3g} | FID from the headline loss | {num(q['value'])} | — | "
-                         f"{interval(q['ci90_noise'], num)} | {interval(q['ci90'], num)} | FID = k·L^p |")
+                         f"{interval(q['ci90_noise'], num)} | {interval(q['ci90'], num)} | "
+                         f"{'; '.join(q.get('notes') or ['FID = k·L^p']).replace('|', '/')} |")
     lines.append("")
+    warned = [(p["C"], w) for p in doc["predictions"] for w in p["warnings"]]
+    lines += [f"- **C = {C:.3g}:** {w}." for C, w in warned] + ([""] if warned else [])
     if "loss_metrics" in figures:
         lines += [f"![loss and generation metrics of compute-optimal models]({figures['loss_metrics']})", ""]
     return lines
 
 
 def section_backtest(doc: dict, figures: dict) -> list[str]:
+    """Each held-out budget's prediction with the 90 % interval it is shown with, and ``covered`` for that interval:
+    the one with extrapolation error where the refit had a model of it, else the noise-only one (marked)."""
     if not doc["backtest"]:
         return []
+    rows = [(bt, name, q, *shown_interval(q)) for bt in doc["backtest"] for name, q in bt["quantities"].items()]
+    kinds = {kind for *_, kind in rows}
+    if kinds == {"with extrapolation error"}:
+        title, rule = "predicted [90 % with extrapolation]", ("`covered`: the actual value lies inside the predicted "
+                                                             "90 % interval with extrapolation error (inside the "
+                                                             "noise-only interval in parentheses).")
+    elif "with extrapolation error" not in kinds:
+        title, rule = "predicted [90 % noise only]", ("The refits had too few budgets for an extrapolation-error "
+                                                      "model, so the intervals shown carry run noise only; "
+                                                      "`covered` is the actual value inside that noise-only interval "
+                                                      "(`covered_noise` in fit.json).")
+    else:
+        title, rule = "predicted [90 % interval]", ("Intervals carry the extrapolation error where the refit had a "
+                                                    "model of it, else run noise only (marked *noise only*); "
+                                                    "`covered` is for the interval shown.")
     lines = ["## Backtest: predict the largest budget(s) from the smaller ones", "",
-             "Each refit sees only the smaller budgets (its extrapolation error is learned from them alone). "
-             "`covered`: the actual value lies inside the predicted 90 % interval with extrapolation error "
-             "(noise-only in parentheses).", "",
-             "| held out | budget | law | predicted [90 % with extrapolation] | actual | error | covered |",
-             "|---|---|---|---|---|---|---|"]
-    total, hits = 0, 0
-    for bt in doc["backtest"]:
-        for name, q in bt["quantities"].items():
-            fmt = _fmt(name)
-            err = f"{q['rel_error']:+.1%}" if q["rel_error"] is not None else "n/a"
-            cov = f"{'yes' if q['covered'] else 'no'} ({'yes' if q['covered_noise'] else 'no'})"
-            lines.append(f"| {bt['holdout']} | {bt['budget']:.3g} | {bt['approach'][-1]}: {name} | "
-                         f"{fmt(q['predicted'])} [{interval(q['ci90'] or q['ci90_noise'], fmt)}] | "
-                         f"{fmt(q['actual'])} | {err} | {cov} |")
-            total, hits = total + 1, hits + bool(q["covered"])
-    lines += ["", f"Covered: {hits} of {total}.", ""]
+             "Each refit sees only the smaller budgets (its extrapolation error is learned from them alone). " + rule,
+             "", f"| held out | budget | law | {title} | actual | error | covered |", "|---|---|---|---|---|---|---|"]
+    counts = {}
+    for bt, name, q, ci, covered, kind in rows:
+        fmt = _fmt(name)
+        err = f"{q['rel_error']:+.1%}" if q["rel_error"] is not None else "n/a"
+        cov = "n/a" if covered is None else "yes" if covered else "no"
+        if kind == "with extrapolation error" and q.get("covered_noise") is not None:
+            cov += f" ({'yes' if q['covered_noise'] else 'no'})"
+        mark = " *noise only*" if kind == "run noise only" and len(kinds) > 1 else ""
+        lines.append(f"| {bt['holdout']} | {bt['budget']:.3g} | {bt['approach'][-1]}: {name} | "
+                     f"{fmt(q['predicted'])} [{interval(ci, fmt)}]{mark} | {fmt(q['actual'])} | {err} | {cov} |")
+        if covered is not None:
+            hits, total = counts.get(kind, (0, 0))
+            counts[kind] = (hits + covered, total + 1)
+    hits, total = sum(h for h, _ in counts.values()), sum(t for _, t in counts.values())
+    parts = [f"{h} of {t} {k}" for k, (h, t) in sorted(counts.items())]
+    lines += ["", f"Covered by the interval shown: {hits} of {total}" +
+              (f" ({'; '.join(parts)})." if len(parts) > 1 else f" ({next(iter(counts))})." if counts else "."), ""]
     if "backtest" in figures:
         lines += [f"![backtest: predicted against actual]({figures['backtest']})", ""]
     return lines

@@ -57,29 +57,50 @@ def _empty(message: str) -> Figure:
     return fig
 
 
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _bar(value: float, ci) -> list[list[float]]:
+    """Error-bar lengths [[below], [above]] of an interval about ``value``: never negative (an interval bound may lie
+    on the value, or a rounding step past it), zero where the interval is missing or not finite."""
+    if not ci or len(ci) != 2 or not all(_positive(v) for v in ci):
+        return [[0.0], [0.0]]
+    return [[max(value - min(ci), 0.0)], [max(max(ci) - value, 0.0)]]
+
+
+def _drawable(r: dict) -> bool:
+    return _positive(r.get("actual")) and _positive(r.get("predicted"))
+
+
 def predicted_vs_actual(fit: FitResult) -> Figure:
     """Every backtest point: the held-out budget's measured value (x, its 90 % interval) against the value the
-    smaller budgets predicted (y, its 90 % interval with extrapolation error), one panel per quantity."""
-    rows = fit.backtest_points()
-    names = sorted({r["quantity"] for r in rows}, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    smaller budgets predicted (y, its 90 % interval with extrapolation error, or run noise only where the fit had no
+    model of it), one panel per quantity. Points without a finite positive value are left out (the table lists
+    them)."""
+    rows = [r for r in fit.backtest_points() if _drawable(r)]
+    names = sorted({str(r["quantity"]) for r in rows},
+                   key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     if not names:
-        return _empty("No backtest: the fit had too few budgets to hold the largest one out.")
+        return _empty("No backtest: the fit had too few budgets to hold the largest one out."
+                      if not fit.backtest_points() else "No backtest point has a finite positive value to draw.")
     fig, axes = _grid(len(names))
+    kinds = set()
     for ax, name in zip(axes, names):
         values = []
         for approach in ("approach2", "approach3"):
-            sel = [r for r in rows if r["quantity"] == name and r["approach"] == approach]
+            sel = [r for r in rows if r["quantity"] == name and r.get("approach") == approach]
             for i, r in enumerate(sel):
-                ci, covered, _ = backtest_interval(r)
-                xci = r.get("actual_ci90") or [r["actual"], r["actual"]]
+                ci, covered, kind = backtest_interval(r)
+                kinds.add(kind)
                 a3 = approach == "approach3"  # drawn under Approach 2, hollow and thicker, so both show
-                ax.errorbar([r["actual"]], [r["predicted"]],
-                            yerr=[[r["predicted"] - ci[0]], [ci[1] - r["predicted"]]],
-                            xerr=[[r["actual"] - xci[0]], [xci[1] - r["actual"]]], fmt="o" if covered else "X",
+                ax.errorbar([r["actual"]], [r["predicted"]], yerr=_bar(r["predicted"], ci),
+                            xerr=_bar(r["actual"], r.get("actual_ci90")), fmt="X" if covered is False else "o",
                             color=APPROACH_COLOR.get(approach, "C1"), capsize=5 if a3 else 3, ms=10 if a3 else 5,
                             mfc="none" if a3 else None, elinewidth=3.5 if a3 else 1.2, alpha=0.55 if a3 else 1,
                             zorder=2 if a3 else 3, label=approach.replace("approach", "Approach ") if i == 0 else None)
-                values += [r["actual"], *ci, *xci]
+                values += [v for v in (r["actual"], r["predicted"], *(ci or []), *(r.get("actual_ci90") or []))
+                           if _positive(v)]
         _identity_line(ax, values)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -90,8 +111,11 @@ def predicted_vs_actual(fit: FitResult) -> Figure:
     fig = _lean(fig)
     for ax in axes:  # narrow ranges get plain-decimal ticks, which need room side by side
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    fig.suptitle(f"{fit.study}: predicted vs measured at held-out budgets, 90 % intervals (with extrapolation "
-                 "error where the fit has a model of it); o covered, X missed", fontsize=10)
+    which = ("with extrapolation error" if kinds == {"with extrapolation error"} else
+             "run noise only (too few budgets for an extrapolation-error model)" if "with extrapolation error"
+             not in kinds else "with extrapolation error where the fit has a model of it, else run noise only")
+    fig.suptitle(f"{fit.study}: predicted vs measured at held-out budgets, 90 % intervals {which}; "
+                 "o covered, X missed", fontsize=10)
     return fig
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ditlaws.laws.predict import FitResult
+from ditlaws.laws.predict import FitResult, shown_interval
 from ditlaws.space.whatif import human, sig
 
 BACKTEST_HEADERS = ["held-out budget", "approach", "quantity", "predicted", "90 % interval", "actual", "error %",
@@ -10,15 +10,14 @@ BACKTEST_HEADERS = ["held-out budget", "approach", "quantity", "predicted", "90 
 
 
 def _interval(ci) -> str:
-    return f"[{sig(ci[0])}, {sig(ci[1])}]" if ci else "—"
+    return f"[{sig(ci[0])}, {sig(ci[1])}]" if ci and len(ci) == 2 else "—"
 
 
-def backtest_interval(r: dict) -> tuple[list[float], bool, str]:
+def backtest_interval(r: dict) -> tuple[list[float] | None, bool | None, str]:
     """A backtest point's 90 % interval, whether it covered the measurement, and which interval that is: the one
-    with extrapolation error, or run noise only where the fit had no extrapolation-error model (``ci90`` None)."""
-    if r.get("ci90"):
-        return r["ci90"], bool(r["covered"]), "with extrapolation error"
-    return r["ci90_noise"], bool(r["covered_noise"]), "run noise only"
+    with extrapolation error, or run noise only where the fit had no extrapolation-error model (``ci90`` None);
+    ``covered`` is the shown interval's (``covered`` or ``covered_noise`` of fit.json)."""
+    return shown_interval(r)
 
 
 def backtest(fit: FitResult) -> list[list[str]]:
@@ -28,9 +27,10 @@ def backtest(fit: FitResult) -> list[list[str]]:
         ci, covered, kind = backtest_interval(r)
         err = r.get("rel_error")
         note = "" if kind == "with extrapolation error" else f" ({kind})"
-        rows.append([f"{r['budget']:.3g}", r["approach"].replace("approach", "A"), r["quantity"],
-                     sig(r["predicted"]), _interval(ci) + note, sig(r["actual"]),
-                     "—" if err is None else f"{100 * err:+.2f}", "yes" if covered else "no"])
+        rows.append([sig(r.get("budget")), str(r.get("approach", "?")).replace("approach", "A"),
+                     str(r.get("quantity")), sig(r.get("predicted")), _interval(ci) + note, sig(r.get("actual")),
+                     "—" if err is None else f"{100 * err:+.2f}", "—" if covered is None else
+                     "yes" if covered else "no"])
     return rows
 
 

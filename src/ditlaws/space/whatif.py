@@ -53,6 +53,13 @@ def what_if(fit: FitResult, C: float, presets: list[dict] | None = None) -> dict
     if out["preset"] and out["preset"]["at_edge"]:
         out["warnings"].append(f"N_opt is {1 / out['preset']['ratio']:.3g}x the nearest preset (depth "
                                f"{out['preset']['depth']}): no preset in the table is close")
+    from_a3 = sorted(k for k in ("N_opt", "D_opt", "loss") if out[k] and out[k]["source"].startswith("approach3"))
+    if from_a3:
+        a2 = fit.doc.get("approach2") or {}
+        why = a2.get("reason") or ("it was not fitted" if a2.get("status") != "fitted" else
+                                   f"it has no law for {', '.join(from_a3)}")
+        out["warnings"].append(f"{', '.join(from_a3)} come from Approach 3 (the parametric L(N, D) fit), not from "
+                               f"Approach 2's isoFLOP optima: {str(why).rstrip('.')}")
     out["prediction"] = p
     return out
 
@@ -78,4 +85,5 @@ def readout(entry: dict | None) -> str:
         return "— (not fitted)"
     ci = entry["ci90"]
     interval = f"  [{sig(ci[0])}, {sig(ci[1])}] {entry['interval']}" if ci else ""
-    return f"{sig(entry['value'])}{interval}"
+    which = "  (Approach 3)" if entry["source"].startswith("approach3") else ""
+    return f"{sig(entry['value'])}{interval}{which}"
