@@ -20,8 +20,8 @@ def test_evaluate_run_writes_eval_json(run_dir, capsys):
     assert evaluate_dit.main(_args(run_dir, "--splits", "val,ood")) == 0
     report = json.loads((run_dir / "eval.json").read_text())
     summary = report["summary"]
-    assert set(summary) == {"val_loss", "vlb_bpd", "nll_bpd", "fid", "ood_val_loss", "ood_vlb_bpd", "ood_nll_bpd",
-                            "ood_fid"}
+    assert set(summary) == {"val_loss", "vlb_bpd", "nll_bpd", "fid", "fid_floor", "ood_val_loss", "ood_vlb_bpd",
+                            "ood_nll_bpd", "ood_fid", "ood_fid_floor"}
     assert summary["val_loss"]["sem"] > 0 and summary["fid"] > 0
     val = report["results"]["val"]
     assert val["fid"]["feature_extractor"] == "builtin-cnn" and val["fid"]["n_generated"] == 8
@@ -38,6 +38,9 @@ def test_evaluate_run_writes_eval_json(run_dir, capsys):
     again = json.loads(out.read_text())
     assert again["results"]["val"]["fid"]["reference_cached"]
     assert again["summary"]["fid"] == summary["fid"] and again["summary"]["val_loss"] == summary["val_loss"]
+    # the real-vs-real floor: measured with the reference (val: against the training split), cached with it
+    assert summary["fid_floor"] > 0 and again["summary"]["fid_floor"] == summary["fid_floor"]
+    assert "training split" in val["fid"]["fid_floor_from"]
 
 
 @pytest.mark.parametrize("extra, message", [

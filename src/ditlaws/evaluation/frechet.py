@@ -40,6 +40,7 @@ class FeatureStats:
     def __init__(self, dim: int | None = None, extractor: str = ""):
         self.n = 0
         self.extractor = extractor
+        self.floor: dict | None = None  # a reference's real-vs-real FID (``evaluation.reference``), saved with it
         self.mean = None if dim is None else np.zeros(dim)
         self.scatter = None if dim is None else np.zeros((dim, dim))  # sum of outer products of deviations
 
@@ -83,11 +84,17 @@ class FeatureStats:
         return frechet_distance(self.mean, self.cov, other.mean, other.cov)
 
     def save(self, path) -> None:
-        """npz with mu, sigma, n and the extractor name (no pickles)."""
+        """npz with mu, sigma, n and the extractor name, and the floor when measured (no pickles)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, mu=self.mean, sigma=self.cov, n=np.int64(self.n), extractor=np.str_(self.extractor))
+        extra = {}
+        if self.floor is not None:
+            fid = self.floor.get("fid")
+            extra = {"floor_fid": np.float64(np.nan if fid is None else fid),
+                     "floor_n": np.int64(self.floor.get("n") or 0),
+                     "floor_note": np.str_(self.floor.get("against") or self.floor.get("note") or "")}
+        np.savez(tmp, mu=self.mean, sigma=self.cov, n=np.int64(self.n), extractor=np.str_(self.extractor), **extra)
         tmp.replace(path)
 
     @classmethod
@@ -98,6 +105,10 @@ class FeatureStats:
                 stats.n = int(data["n"])
                 stats.mean = data["mu"].astype(np.float64)
                 stats.scatter = data["sigma"].astype(np.float64) * (stats.n - 1)
+                if "floor_fid" in data.files:
+                    fid, note = float(data["floor_fid"]), str(data["floor_note"])
+                    stats.floor = ({"fid": fid, "n": int(data["floor_n"]), "against": note} if np.isfinite(fid)
+                                   else {"fid": None, "n": int(data["floor_n"]), "note": note})
         except (OSError, KeyError, ValueError) as err:
             raise UserError(f"{path}: not a feature-statistics file (npz with mu, sigma, n, extractor): {err}") from err
         return stats

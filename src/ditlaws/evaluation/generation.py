@@ -28,8 +28,10 @@ class FidMeter:
         self.stats.update(self.extractor(images))
 
     def result(self) -> dict:
+        floor = self.reference.floor or {}
         return {"fid": self.stats.frechet_distance(self.reference), "feature_extractor": self.extractor.name,
-                "n_generated": self.stats.n, "n_reference": self.reference.n, **self.info}
+                "n_generated": self.stats.n, "n_reference": self.reference.n, "fid_floor": floor.get("fid"),
+                "fid_floor_from": floor.get("against") or floor.get("note"), **self.info}
 
 
 class GridMeter:

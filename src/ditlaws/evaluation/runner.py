@@ -24,9 +24,9 @@ from ditlaws.config import EvalConfig
 from ditlaws.devices import resolve_device
 from ditlaws.errors import UserError
 from ditlaws.evaluation import accuracy as accuracy_lib
-from ditlaws.evaluation.frechet import FeatureStats
 from ditlaws.evaluation.generation import FidMeter, GridMeter, run_generation
 from ditlaws.evaluation.likelihood import ode_nll
+from ditlaws.evaluation.reference import reference_stats
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
 from ditlaws.jsonio import write_json_atomic
@@ -65,22 +65,6 @@ def strict_json(value):
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     return value
-
-
-def reference_stats(extractor, real_images: Callable[[], Iterable[dict]], n: int, cache: Path | None):
-    """Feature statistics of the first n real images, cached (npz) when ``cache`` is given."""
-    if cache is not None and cache.is_file():
-        stats = FeatureStats.load(cache)
-        if stats.n == n and stats.extractor == extractor.name:
-            return stats, True
-    stats = FeatureStats(extractor=extractor.name)
-    for batch in real_images():
-        stats.update(extractor(batch["pixels"][: n - stats.n]))
-        if stats.n >= n:
-            break
-    if cache is not None:
-        stats.save(cache)
-    return stats, False
 
 
 def stats_cache_path(root: Path, data_fingerprint: dict, split: str, n: int, extractor: str, weights: str | None):
@@ -126,7 +110,9 @@ def _generation_meters(cfg: EvalConfig, readers: dict, split: str, real_images, 
                 raise UserError("fid needs the split's images; this data source gives none")
             extractor = readers["fid"]
             cache = stats_cache(split, extractor.name)
-            ref, cached = reference_stats(extractor, lambda split=split: real_images(split), cfg.fid_samples, cache)
+            other = (lambda: real_images("train")) if split == "val" else None  # the floor's second set
+            ref, cached = reference_stats(extractor, lambda split=split: real_images(split), cfg.fid_samples, cache,
+                                          floor_images=other)
             info = {"reference_stats": str(cache) if cache else None, "reference_cached": cached, "split": split}
             meters[metric] = (FidMeter(extractor, ref, info), cfg.fid_samples)
         elif metric == "accuracy":
@@ -216,7 +202,7 @@ def real_accuracy(net, real_batches: Iterable[dict], n: int) -> dict:
 
 def _summary_of(metric: str, r: dict) -> dict:
     if metric == "fid":
-        return {"fid": r["fid"]}
+        return {"fid": r["fid"], "fid_floor": r.get("fid_floor")}  # the floor: real-vs-real FID, same n
     if metric == "accuracy":
         return {**{k: r[k] for k in accuracy_lib.KEYS}, "accuracy_chance": r["chance"]}
     if metric == "clip":
