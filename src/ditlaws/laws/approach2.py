@@ -15,7 +15,7 @@ import numpy as np
 
 from ditlaws.laws import forms
 from ditlaws.laws.bootstrap import OptimaDraws, summarize
-from ditlaws.laws.extrapolation import ErrorModel, Pair, estimate, log_var, phi
+from ditlaws.laws.extrapolation import MIN_PAIRS, ErrorModel, Pair, estimate, log_var, phi
 from ditlaws.laws.isoflop import BudgetFit
 from ditlaws.laws.metrics import BY_LAW
 from ditlaws.laws.powerlaw import FLOOR_MIN_POINTS, fit_floor, fit_power_law, floor_flags, power_draws
@@ -52,7 +52,7 @@ class LawFit:
         names = forms.POWER_PARAMS if self.form == "power" else forms.FLOOR_PARAMS
         m = self.metric
         transform = m.transform if m else "identity"
-        shown = 1 - self.y if transform == "one_minus" else self.y
+        shown = m.from_fitted(self.y) if m else self.y
         out = {"form": self.form, "quantity": self.quantity, "fitted": m.fitted if m else self.quantity,
                "transform": transform, "higher_is_better": bool(m.higher_is_better) if m else False,
                "label": m.label if m else BASE_LABELS.get(self.name, self.name),
@@ -81,6 +81,15 @@ def _draw_params(form: str, C: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 MIN_TRAIN = {"power": 3, "floor": FLOOR_MIN_POINTS}  # fewest budgets of a nested refit
+
+
+def budgets_for_error_model(form: str) -> int:
+    """Fewest budgets whose nested refits (``nested_pairs``: the first k >= MIN_TRAIN predict each later one) give
+    the MIN_PAIRS pairs an error model needs: n budgets give (n - m)(n - m + 1)/2 pairs, m = MIN_TRAIN[form]."""
+    n = MIN_TRAIN[form] + 1
+    while (n - MIN_TRAIN[form]) * (n - MIN_TRAIN[form] + 1) // 2 < MIN_PAIRS:
+        n += 1
+    return n
 
 
 def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, min_train: int | None = None,
@@ -113,7 +122,8 @@ def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y
     params, r2 = _point_params(form, C, y)
     draws = forms.quantize(_draw_params(form, C, y_draws))
     law = LawFit(name, form, quantity, params, draws, C, y, r2)
-    needs = f"a nested backtest needs at least {MIN_TRAIN[form] + 1} budgets with {quantity}"
+    needs = (f"an extrapolation-error model needs at least {budgets_for_error_model(form)} budgets with {quantity} "
+             f"(it has {len(C)})")
     law.error_model = estimate(nested_pairs(form, C, y, y_draws), C, needs=needs)
     if form == "floor":
         law.flags = floor_flags(params)

@@ -27,10 +27,10 @@ from ditlaws.laws.refit import refit
 A3_BACKTEST_DRAWS = 200
 
 
-def _row(q: dict, actual: float, actual_draws: np.ndarray, one_minus: bool) -> dict:
+def _row(q: dict, actual: float, actual_draws: np.ndarray) -> dict:
     ci, ci_noise = q["ci90"], q["ci90_noise"]
     inside = lambda iv: bool(iv is not None and iv[0] is not None and iv[0] <= actual <= iv[1])
-    s = summarize(1 - actual_draws if one_minus else actual_draws)
+    s = summarize(actual_draws)
     return {"predicted": q["value"], "median": q["median"], "ci90_noise": ci_noise, "ci90": ci, "actual": actual,
             "actual_ci90": s["ci90"], "rel_error": q["value"] / actual - 1 if actual else None,
             "covered": inside(ci) if ci is not None else None, "covered_noise": inside(ci_noise),
@@ -76,18 +76,17 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
             for name, law in laws.items():
                 q = pick(law_summary(law, [C]), 0)
                 m = BY_LAW.get(law["quantity"])
-                one_minus = bool(m and m.one_minus)
+                back = m.from_fitted if m else (lambda y: y)  # the metric's own units (odds -> accuracy)
                 actual = point[law["quantity"]][b]
                 if not np.isfinite(actual):
                     continue
-                rows[name] = _row(q, float(1 - actual if one_minus else actual), sf.optima.of(law["quantity"])[:, b],
-                                  one_minus)
+                rows[name] = _row(q, float(back(actual)), back(sf.optima.of(law["quantity"])[:, b]))
                 if name in ("L_opt", "L_opt_floor"):
                     rows[name]["headline"] = name == headline
             out.append({**base, "approach": "approach2", "quantities": rows})
             if a3 is not None:
                 rows = {q: _row(pick(law_summary(a3["laws"][q], [C], a3), 0), float(point[q][b]),
-                                sf.optima.of(q)[:, b], False) for q in ("N_opt", "D_opt", "L_opt")}
+                                sf.optima.of(q)[:, b]) for q in ("N_opt", "D_opt", "L_opt")}
                 out.append({**base, "approach": "approach3", "quantities": rows})
     return out
 

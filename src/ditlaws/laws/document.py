@@ -46,8 +46,7 @@ def _finite(v):
 def budget_entry(sf: StudyFit, i: int) -> dict:
     f = sf.fits[i]
     has = np.isfinite(f.x_opt)
-    # back to each metric's own units: to_fitted is its own inverse (1 - (1 - accuracy))
-    metrics = {law: BY_LAW[law].to_fitted(y) for law, y in f.metric_opt.items()}
+    metrics = {law: _finite(BY_LAW[law].from_fitted(y)) for law, y in f.metric_opt.items()}  # the metric's units
     return {"budget": f.budget, "C": f.C, "n_points": f.n_points, "used": f.used, "flags": f.flags,
             "messages": f.messages, "outliers": f.outliers, "N_opt": f.N_opt if has else None,
             "D_opt": f.D_opt if has else None, "L_opt": _finite(f.L_opt), "metrics": metrics,
@@ -112,10 +111,23 @@ def power_draws_over(sf: StudyFit, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+def fid_floor_block(table) -> dict | None:
+    """FID's real-vs-real floor over the runs that measured one (``eval.fid_floor``, or a CSV's fid_floor column):
+    the smallest, so a prediction is clipped only where it lies below every run's floor."""
+    values = np.asarray(table.metrics.get("fid_floor", []), dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return None
+    return {"value": float(values.min()), "max": float(values.max()), "n_runs": int(len(values)),
+            "what": "real-vs-real FID: two disjoint sets of real images of the evaluation split, the runs' own "
+                    "feature extractor and sample count (measured with the reference statistics)"}
+
+
 def study_doc(sf: StudyFit, targets, rng: np.random.Generator) -> dict:
     t = sf.table
     doc = {"schema_version": SCHEMA_VERSION, "study": sf.study, "n_runs": len(t),
            "C_max": float(t.C.max()), "C_min": float(t.C.min()), "tokens_per_sample": t.tokens_per_sample,
+           "fid_floor": fid_floor_block(t),
            "flops": t.flops, "approach2": approach2_block(sf), "approach3": sf.a3.as_dict(),
            "loss_to_fid": loss_to_fid_block(sf), "headline": sf.headline,
            "skipped_records": t.skipped, "warnings": sf.warnings}

@@ -1,15 +1,25 @@
 """The per-run metrics a fit reads besides the loss, and how each becomes a positive quantity for a power law.
 
 A generation metric's compute-optimal law is fitted like FID's: the metric at each budget's optimum against C.
-Where lower is better (FID) the metric itself is fitted, y = k·C^d with d < 0. Accuracy (in [0, 1], higher is
-better) is fitted as its error 1 - accuracy (again y = k·C^d, d < 0) and reported back as accuracy. CLIP score
-(higher is better, no reachable maximum) is fitted as it is, so its exponent is positive.
+Where lower is better (FID) the metric itself is fitted, y = k·C^d with d < 0. Accuracy (in (0, 1), higher is
+better) is fitted on its odds, acc / (1 - acc) = k·C^d, a straight line in logit(acc) against ln C, and reported
+back as accuracy = odds / (1 + odds): every value and interval lies inside (0, 1), forwards and backwards in C
+(a law on 1 - accuracy leaves [0, 1] as soon as its error grows past 1). CLIP score (higher is better, no reachable
+maximum) is fitted as it is, so its exponent is positive.
+
+``fid_floor`` is no law: the real-vs-real FID of the run's feature extractor and sample count (two disjoint sets of
+real images, measured with the reference statistics), which no generator can be expected to beat; the fit keeps the
+smallest one of its runs and clips FID predictions below it (``ditlaws.laws.predict``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
+
+TRANSFORMS = ("identity", "odds")  # fit.json also reads "one_minus" (accuracy laws of earlier fits)
 
 
 @dataclass(frozen=True)
@@ -18,19 +28,30 @@ class Metric:
     law: str  # the law's name in fit.json
     label: str
     higher_is_better: bool
-    one_minus: bool  # fitted as 1 - value
+    transform: str  # "identity", or "odds": fitted as value / (1 - value)
     valid: str  # "positive" (finite, > 0), "unit" (in [0, 1]) or "nonnegative" (finite, >= 0)
 
     @property
     def fitted(self) -> str:
-        return f"1 - {self.key}" if self.one_minus else self.key
+        return f"{self.key} / (1 - {self.key})" if self.transform == "odds" else self.key
 
     @property
-    def transform(self) -> str:
-        return "one_minus" if self.one_minus else "identity"
+    def bounded(self) -> bool:
+        """Values live in (0, 1): figures draw them on a linear [0, 1] axis."""
+        return self.transform == "odds"
 
     def to_fitted(self, value):
-        return 1 - value if self.one_minus else value
+        """The metric -> the positive quantity its law is fitted on (odds: 0 -> 0, 1 -> inf)."""
+        if self.transform != "odds":
+            return value
+        v = np.asarray(value, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(v < 1, v / np.where(v < 1, 1 - v, 1.0), np.inf)
+        return float(out) if out.ndim == 0 else out
+
+    def from_fitted(self, y):
+        """The inverse of ``to_fitted`` (odds -> accuracy, monotone increasing)."""
+        return from_fitted(self.transform, y)
 
     def problem(self, value: float) -> str | None:
         """Why a present value is invalid (None when it is fine); NaN means absent and is not checked here."""
@@ -40,16 +61,30 @@ class Metric:
         return None if ok else f"'{self.key}' must be {words[self.valid]}, got {value!r}"
 
 
+def from_fitted(transform: str, y):
+    """A fitted quantity back in its metric's units: odds -> odds / (1 + odds); one_minus -> 1 - y (which flips an
+    interval's ends: callers that map intervals use ``interval_from_fitted``)."""
+    if transform == "odds":
+        v = np.asarray(y, dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = np.where(np.isinf(v) & (v > 0), 1.0, v / (1 + v))
+        return float(out) if out.ndim == 0 else out
+    if transform == "one_minus":
+        return 1 - np.asarray(y, dtype=float) if not isinstance(y, (int, float)) else 1 - y
+    return y
+
+
 GENERATION_METRICS = (
-    Metric("fid", "FID", "FID", False, False, "positive"),
-    Metric("accuracy", "accuracy", "compositional accuracy", True, True, "unit"),
-    Metric("accuracy_colour", "accuracy_colour", "colour accuracy", True, True, "unit"),
-    Metric("accuracy_position", "accuracy_position", "position accuracy", True, True, "unit"),
-    Metric("accuracy_shape", "accuracy_shape", "shape accuracy", True, True, "unit"),
-    Metric("clip_score", "clip_score", "CLIP score", True, False, "nonnegative"),
+    Metric("fid", "FID", "FID", False, "identity", "positive"),
+    Metric("accuracy", "accuracy", "compositional accuracy", True, "odds", "unit"),
+    Metric("accuracy_colour", "accuracy_colour", "colour accuracy", True, "odds", "unit"),
+    Metric("accuracy_position", "accuracy_position", "position accuracy", True, "odds", "unit"),
+    Metric("accuracy_shape", "accuracy_shape", "shape accuracy", True, "odds", "unit"),
+    Metric("clip_score", "clip_score", "CLIP score", True, "identity", "nonnegative"),
 )
-OOD = Metric("ood_loss", "ood_loss", "out-of-domain loss", False, False, "positive")
+OOD = Metric("ood_loss", "ood_loss", "out-of-domain loss", False, "identity", "positive")
+FID_FLOOR = Metric("fid_floor", "fid_floor", "real-vs-real FID", False, "identity", "nonnegative")
 BY_KEY = {m.key: m for m in GENERATION_METRICS}
 BY_LAW = {m.law: m for m in GENERATION_METRICS}
-# Optional run-table columns: the generation metrics and the out-of-domain loss.
-COLUMNS = {m.key: m for m in (*GENERATION_METRICS, OOD)}
+# Optional run-table columns: the generation metrics, the out-of-domain loss and FID's real-vs-real floor.
+COLUMNS = {m.key: m for m in (*GENERATION_METRICS, OOD, FID_FLOOR)}

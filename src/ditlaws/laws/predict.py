@@ -19,8 +19,11 @@ model (learned from nested backtests inside the data, see ``ditlaws.laws.extrapo
   data allowed no nested backtest. Both always contain ``value``;
 * ``h``: ln(C / C_max) when C lies beyond the largest budget the law was fitted on (else 0).
 
-Metrics where higher is better (``transform: one_minus``, e.g. accuracy, fitted as 1 - accuracy) are returned in
-their own units with the interval flipped accordingly. Nothing here refits or draws random numbers, so the numbers
+Accuracy is fitted on its odds (``transform: odds``, acc / (1 - acc) = k·C^d) and returned as accuracy, every value
+and interval inside (0, 1); earlier fits' ``one_minus`` laws (1 - accuracy) come back flipped and clipped to [0, 1].
+FID is never predicted below ``fid_floor`` (the real-vs-real FID of the runs' extractor and sample count, when the
+fit has one): a law value under it is clipped to it (``law_value`` keeps the law's own number), with a note and a
+warning. Nothing here refits or draws random numbers, so the numbers
 are equal to fit.json's own ``predictions`` for the same budget.
 """
 
@@ -134,7 +137,37 @@ class FitResult:
         pairing = self.doc.get("loss_to_fid")
         if pairing and pairing.get("status") == "fitted":
             out["fid_from_loss"] = self._fid_from_loss(pairing, C)
+        for label, q in (("FID", out["approach2"].get("FID")), ("FID from the loss", out.get("fid_from_loss"))):
+            if q and q.get("law_value") is not None and q["law_value"] < q["value"]:
+                f = self.fid_floor
+                note = (f"the law gives FID {q['law_value']:.4g}, below the real-vs-real floor {f['value']:.4g} "
+                        f"(two sets of real images, the runs' own feature extractor and sample count); no model can "
+                        f"be expected to measure less, so the prediction is clipped to the floor")
+                q["notes"].append(note)
+                out["warnings"].append(f"{label}: {note}")
         return out
+
+    @property
+    def fid_floor(self) -> dict | None:
+        """{"value", ...}: the smallest real-vs-real FID of the fit's runs, or None when they carry none."""
+        f = self.doc.get("fid_floor")
+        v = f.get("value") if isinstance(f, dict) else None
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+        return f if ok else None
+
+    def _floored(self, q: dict) -> dict:
+        """FID arrays clipped at the floor (value, median, every interval bound); ``law_value`` keeps the law's."""
+        floor = self.fid_floor
+        q["law_value"] = np.asarray(q["value"], dtype=float).copy()
+        if floor is None:
+            return q
+        f = float(floor["value"])
+        with np.errstate(invalid="ignore"):
+            for key in ("value", "median", "ci90_noise", "ci95_noise", "ci90", "ci95"):
+                if q.get(key) is not None:
+                    q[key] = np.where(np.isfinite(q[key]), np.maximum(q[key], f), q[key])
+        q["floor"] = f
+        return q
 
     def quantity(self, approach: str, name: str, C) -> dict:
         """One law at an array of budgets: the same fields as ``predict`` but each an array over C."""
@@ -142,7 +175,8 @@ class FitResult:
         if law is None:
             raise UserError(f"no law {name!r} in {approach} of study {self.study!r}; "
                             f"fitted: {', '.join(self.laws(approach)) or 'none'}")
-        return law_summary(law, C, self.doc.get("approach3"))
+        q = law_summary(law, C, self.doc.get("approach3"))
+        return self._floored(q) if law["quantity"] == "FID" else q
 
     def law_curve(self, name: str, C, approach: str = "approach2") -> dict:
         """What the Space plots for a law: its value, median and bands over a grid of C, and the fitted points."""
@@ -205,7 +239,11 @@ class FitResult:
         out["ci90"] = sorted(float(fid(v, p)) for v in loss_q["ci90"]) if loss_q["ci90"] else None
         if out["ci90"]:
             out["ci90"] = [min(out["ci90"][0], value), max(out["ci90"][1], value)]
-        return out
+        arrays = {k: (None if v is None else np.atleast_1d(np.asarray(v, dtype=float)))
+                  for k, v in out.items() if k in ("value", "median", "ci90_noise", "ci95_noise", "ci90")}
+        arrays = self._floored({k: (v[None, :] if v is not None and k != "value" and k != "median" else v)
+                                for k, v in arrays.items()})
+        return {**out, **pick(arrays, 0)}
 
     # ------------------------------------------------------------------ what the Space plots
     def isoflop_curves(self, n: int = 100) -> list[dict]:
@@ -365,8 +403,21 @@ def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> 
                      f"the intervals carry run noise only")
     out["extrapolation_s"] = em.get("s")
     out["notes"] = notes
-    if law.get("transform") == "one_minus":
+    if law.get("transform") == "odds":
+        out = _odds(out)
+    elif law.get("transform") == "one_minus":
         out = _one_minus(out)
+    return out
+
+
+def _odds(q: dict) -> dict:
+    """A quantity fitted on its odds, back in the metric's units: odds / (1 + odds), monotone, inside (0, 1)."""
+    from ditlaws.laws.metrics import from_fitted
+
+    out = dict(q)
+    for key in ("value", "median", "ci90_noise", "ci95_noise", "ci90", "ci95"):
+        if q[key] is not None:
+            out[key] = from_fitted("odds", q[key])
     return out
 
 
@@ -376,7 +427,7 @@ def _one_minus(q: dict) -> dict:
     out["value"], out["median"] = 1 - q["value"], 1 - q["median"]
     for key in ("ci90_noise", "ci95_noise", "ci90", "ci95"):
         if q[key] is not None:
-            out[key] = 1 - q[key][..., ::-1]
+            out[key] = np.clip(1 - q[key][..., ::-1], 0.0, 1.0)  # a value is in [0, 1] whatever the law says
     return out
 
 
