@@ -46,41 +46,96 @@ def _grid(fit: FitResult) -> np.ndarray:
     return np.geomspace(lo / 1.5, hi * 1.5, 120)
 
 
+BOUNDED = ("odds", "one_minus")  # transforms of metrics that live in [0, 1] (accuracy)
+
+
+def _finite_positive(values) -> np.ndarray:
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=float)
+    return v[np.isfinite(v) & (v > 0)]
+
+
 def law_panel(ax, fit: FitResult, name: str, approach: str = "approach2", color: str = "C0", prefix: str = "",
-              points: bool = True, band_labels: bool = True) -> None:
-    """A law with its noise-only band, its band with extrapolation error, its fitted points and predictions."""
-    grid = _grid(fit)
-    q = fit.law_curve(name, grid, approach)
+              points: bool = True, band_labels: bool = True, annotate: bool = True) -> None:
+    """A law with its noise-only band, its band with extrapolation error, its fitted points and predictions
+    (``annotate``: their values written beside them; one law per panel should, or the numbers overlap).
+
+    A bounded metric (accuracy) is drawn on a linear [0, 1] axis from its smallest fitted budget on: its law is not
+    drawn backwards past the data. A log axis spans the curve, the points and the predictions' intervals, at most
+    a decade beyond the curve and the points (a wide band runs off the edge rather than squashing the law)."""
     law = fit.laws(approach)[name]
+    bounded = law.get("transform") in BOUNDED
+    grid = _grid(fit)
+    fitted_C = _finite_positive((law.get("fitted_on") or {}).get("C", []))
+    if bounded and len(fitted_C):
+        grid = grid[grid >= fitted_C.min()]
+        grid = np.concatenate([[fitted_C.min()], grid]) if not len(grid) or grid[0] > fitted_C.min() else grid
+    q = fit.law_curve(name, grid, approach)
     label = f"{prefix}{_formula(law)}"
-    ax.plot(grid, q["value"], color=color, label=label)
+    clip = (lambda v: np.clip(v, 0.0, 1.0)) if bounded else (lambda v: v)
+    ax.plot(grid, clip(q["value"]), color=color, label=label)
     if q["ci90"] is not None:
-        ax.fill_between(grid, q["ci90"][:, 0], q["ci90"][:, 1], color=color, alpha=0.12, lw=0,
+        ax.fill_between(grid, clip(q["ci90"][:, 0]), clip(q["ci90"][:, 1]), color=color, alpha=0.12, lw=0,
                         label="90 % with extrapolation error" if band_labels else None)
-    ax.fill_between(grid, q["ci90_noise"][:, 0], q["ci90_noise"][:, 1], color=color, alpha=0.3, lw=0,
+    ax.fill_between(grid, clip(q["ci90_noise"][:, 0]), clip(q["ci90_noise"][:, 1]), color=color, alpha=0.3, lw=0,
                     label="90 % run noise" if band_labels else None)
+    core = [*np.ravel(q["value"]), *q["points"]["value"]] if points else list(np.ravel(q["value"]))
+    wide = []
     if points and q["points"]["C"]:
         ax.scatter(q["points"]["C"], q["points"]["value"], color=color, zorder=3, s=22, edgecolors="k",
                    linewidths=0.5, label=f"{prefix}budget optima")
     for C in _targets(fit):
         p = fit.predict(C)[approach].get(name)
-        if not p:
+        if not p or p["value"] is None:
             continue
         iv = p["ci90"] or p["ci90_noise"]
-        ax.vlines(C, iv[0], iv[1], color="crimson", lw=2, zorder=4)
+        if iv and iv[0] is not None and iv[1] is not None:
+            ax.vlines(C, iv[0], iv[1], color="crimson", lw=2, zorder=4)
+            wide += iv
         ax.scatter([C], [p["value"]], marker="*", color="crimson", s=120, zorder=5)
-        ax.annotate(f"{p['value']:.3g}", (C, p["value"]), textcoords="offset points", xytext=(-8, 8), ha="right",
-                    fontsize=8, color="crimson")
+        if annotate:
+            below = bounded and p["value"] > 0.85  # under the point: above it is the frame
+            ax.annotate(f"{p['value']:.3g}", (C, p["value"]), textcoords="offset points",
+                        xytext=(-7, -12 if below else 7), ha="right", fontsize=7.5, color="crimson")
+        core.append(p["value"])
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("compute C (FLOPs)")
     ax.set_ylabel(law.get("label", name))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6.5, loc="upper left" if law["quantity"] in ("N_opt", "D_opt") else "upper right")
-    plain_log_ticks(ax)
+    if bounded:
+        ax.set_ylim(*_unit_limits(core + wide))
+    else:
+        ax.set_yscale("log")
+        limits = _log_limits(core, wide)
+        if limits:
+            ax.set_ylim(*limits)
+        plain_log_ticks(ax)
+    ax.legend(fontsize=6.5, loc="best", framealpha=0.85)
+
+
+def _unit_limits(values) -> tuple[float, float]:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    lo = max(0.0, float(v.min()) - 0.05) if len(v) else 0.0
+    return (0.0 if lo < 0.15 else lo), 1.02
+
+
+def _log_limits(core, wide, reach: float = 10.0) -> tuple[float, float] | None:
+    """Log-axis limits over ``core`` (curve, points, predictions) and ``wide`` (their intervals), the intervals
+    shown to at most ``reach`` times beyond the core's range."""
+    c = _finite_positive(core)
+    if not len(c):
+        return None
+    lo, hi = c.min(), c.max()
+    w = _finite_positive(wide)
+    if len(w):
+        lo, hi = max(min(lo, w.min()), lo / reach), min(max(hi, w.max()), hi * reach)
+    pad = (hi / lo) ** 0.04 if hi > lo else 1.1
+    return lo / pad, hi * pad
 
 
 def _formula(law: dict) -> str:
+    if law["form"] == "power" and law.get("transform") == "odds":
+        return f"odds = {law['coef']:.3g}·C^{law['exponent']:.4f}"
     if law["form"] == "power":
         return f"{law['coef']:.4g}·C^{law['exponent']:.4f}"
     if law["form"] == "floor":
@@ -122,13 +177,27 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
     return path
 
 
+def _panel_grid(n: int, width: float = 5.0, height: float = 3.9):
+    """A grid of n panels, at most three a row, with fixed margins in inches (labels never clipped)."""
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    w, h = width * cols, height * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(w, h), squeeze=False)
+    fig.subplots_adjust(left=0.85 / w, right=1 - 0.2 / w, bottom=0.6 / h, top=1 - 0.5 / h, wspace=0.32 * 3 / cols,
+                        hspace=0.45)
+    flat = axes.ravel().tolist()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
 def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
     """Fig. 3 style: the loss of compute-optimal models (pure, with a floor, Approach 3) and each generation
-    metric at the optimum, against C."""
+    metric at the optimum, against C: one panel each, three a row. FID shows its real-vs-real floor; accuracy is
+    drawn on [0, 1] from the smallest fitted budget on."""
     metric_names = [n for n, law in fit.laws().items() if law["quantity"] not in ("N_opt", "D_opt", "L_opt")]
-    panels = 1 + len(metric_names)
-    fig, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.4), squeeze=False)
-    ax = axes[0][0]
+    fig, axes = _panel_grid(1 + len(metric_names))
+    ax = axes[0]
     head = fit.headline.get("L_opt") or []
     for i, (approach, name) in enumerate((("approach2", "L_opt"), ("approach2", "L_opt_floor"),
                                           ("approach3", "L_opt"))):
@@ -136,15 +205,22 @@ def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
             star = " [headline]" if head == [approach, name] else ""
             tag = {"L_opt": "pure: ", "L_opt_floor": "floor: "}[name] if approach == "approach2" else "A3: "
             law_panel(ax, fit, name, approach, color=f"C{i}", prefix=tag.replace(": ", f"{star}: "),
-                      points=approach == "approach2" and name == "L_opt", band_labels=i == 0)
+                      points=approach == "approach2" and name == "L_opt", band_labels=i == 0,
+                      annotate=head == [approach, name])
     ax.set_ylabel("loss at the optimum")
-    plain_log_ticks(ax)
-    for ax, name in zip(axes[0][1:], metric_names):
+    ax.set_title("loss of compute-optimal models (values: the headline law)", fontsize=9)
+    for ax, name in zip(axes[1:], metric_names):
         law_panel(ax, fit, name, color="C3")
-        if fit.laws()[name]["transform"] == "one_minus":
-            ax.set_yscale("linear")
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+        floor = fit.fid_floor if name == "FID" else None
+        if floor:
+            ax.axhline(floor["value"], color="k", ls="--", lw=1, label=f"real-vs-real floor {floor['value']:.4g}")
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(min(lo, floor["value"] / 1.2), max(hi, floor["value"] * 1.2))
+            ax.legend(fontsize=6.5, loc="best", framealpha=0.85)
+        ax.set_title(fit.laws()[name].get("label", name), fontsize=9)
+    fig.suptitle(f"{fit.study}: compute-optimal loss and generation metrics (red stars: predictions, 90 % "
+                 "intervals)", fontsize=10)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 

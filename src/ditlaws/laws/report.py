@@ -65,6 +65,10 @@ def answer(doc: dict) -> str:
     for name, label in (("FID", "FID"), ("accuracy", "accuracy"), ("clip_score", "CLIP score")):
         if name in a2:
             q = a2[name]
+            if q.get("law_value") is not None and q["law_value"] < q["value"]:
+                text += (f", {label} **at its real-vs-real floor {num(q['value'])}** (the law's {num(q['law_value'])} "
+                         f"lies below what two sets of real images measure)")
+                continue
             text += f", {label} **{num(q['value'])}** (90 % interval {interval(q['ci90'] or q['ci90_noise'], num)})"
     which = "Approach 2 (isoFLOP optima)" if src is a2 else "Approach 3 (parametric L(N, D))"
     text += (f". From {which} of study `{doc['study']}`; the intervals include the extrapolation error learned from "

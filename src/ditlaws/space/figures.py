@@ -173,11 +173,12 @@ def _mark(ax, fit: FitResult, approach: str, name: str, C: float | None) -> None
     if C is None:
         return
     q = fit.predict(C)[approach].get(name)
-    if q:
+    if q and q["value"] is not None:
         ci = q["ci90"] or q["ci90_noise"]
-        ax.vlines(C, ci[0], ci[1], color="darkorange", lw=2.5, zorder=6)
+        if ci and None not in ci:
+            ax.vlines(C, ci[0], ci[1], color="darkorange", lw=2.5, zorder=6)
         ax.scatter([C], [q["value"]], marker="D", color="darkorange", s=60, zorder=7, label=f"your budget {C:.3g}")
-        ax.legend(fontsize=6.5, loc="upper left" if name in ("N_opt", "D_opt") else "upper right")
+        ax.legend(fontsize=6.5, loc="best", framealpha=0.85)
 
 
 def laws(fit: FitResult, C: float | None = None) -> Figure:
@@ -192,6 +193,11 @@ def laws(fit: FitResult, C: float | None = None) -> Figure:
         law_panel(ax, fit, name, approach, color=APPROACH_COLOR[approach], points=approach == "approach2")
         if approach == "approach3":
             ax.set_title(f"{name} (Approach 3)", fontsize=9)
+        floor = fit.fid_floor if name == "FID" else None
+        if floor:  # what two sets of real images measure: no FID prediction goes below it
+            ax.axhline(floor["value"], color="k", ls="--", lw=1, label=f"real-vs-real floor {floor['value']:.4g}")
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(min(lo, floor["value"] / 1.2), max(hi, floor["value"] * 1.2))
         _mark(ax, fit, approach, name, C)
     return _lean(fig)
 

@@ -19,9 +19,11 @@ def _entry(q: dict | None, source: str) -> dict | None:
     if not q or q.get("value") is None:
         return None
     with_extrapolation = q.get("ci90") is not None
+    law_value = q.get("law_value")
     return {"value": q["value"], "ci90": q["ci90"] if with_extrapolation else q["ci90_noise"],
             "interval": "90 % with extrapolation error" if with_extrapolation else "90 % run noise only",
-            "source": source, "notes": list(q.get("notes") or [])}
+            "source": source, "notes": list(q.get("notes") or []),
+            "below_floor": law_value if law_value is not None and law_value < q["value"] else None}
 
 
 def _first(p: dict, name: str) -> dict | None:
@@ -86,4 +88,7 @@ def readout(entry: dict | None) -> str:
     ci = entry["ci90"]
     interval = f"  [{sig(ci[0])}, {sig(ci[1])}] {entry['interval']}" if ci else ""
     which = "  (Approach 3)" if entry["source"].startswith("approach3") else ""
+    if entry.get("below_floor") is not None:  # FID clipped at its real-vs-real floor
+        return (f"{sig(entry['value'])}  at the real-vs-real floor (the law gives {sig(entry['below_floor'])}, "
+                f"below what two sets of real images measure){which}")
     return f"{sig(entry['value'])}{interval}{which}"
