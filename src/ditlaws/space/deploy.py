@@ -94,8 +94,11 @@ def stage(folder: Path, *, fit: str | Path | None, runs: str | Path | None = Non
 def deploy(repo: str, *, fit=None, runs=None, presets=None, results_repo=None, revision=None, endpoint=None,
            private: bool | None = None, app: Path | None = None) -> dict:
     """Create (or reuse) the Space ``repo`` and commit the staged files; returns the stage info + commit."""
+    import httpx2
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    from ditlaws.store.retry import describe
 
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise UserError(f"--repo: {repo!r} is not <org>/<space>")
@@ -110,4 +113,9 @@ def deploy(repo: str, *, fit=None, runs=None, presets=None, results_repo=None, r
                                        commit_message=f"ditlaws space deploy: {study}")
         except HfHubHTTPError as e:
             raise UserError(f"--repo {repo}: the Hub refused the deploy: {str(e).splitlines()[0]}") from None
+        except OfflineModeIsEnabled:
+            raise UserError(f"--repo {repo}: HF_HUB_OFFLINE is set, so nothing can be deployed; unset it (the "
+                            "staged Space is not kept)") from None
+        except (httpx2.TransportError, OSError) as e:  # no network, refused, timed out, a bad --endpoint
+            raise UserError(f"--repo {repo}: cannot reach the Hub at {api.endpoint}: {describe(e)}") from None
     return {**info, "url": str(url), "commit": commit.oid if commit else None}
