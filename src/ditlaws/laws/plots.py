@@ -192,6 +192,14 @@ def _panel_grid(n: int, width: float = 5.0, height: float = 3.9):
 
 
 def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
+    """Fig. 3 (``loss_metrics_plot``) written to ``path``."""
+    fig = loss_metrics_plot(fit)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def loss_metrics_plot(fit: FitResult):
     """Fig. 3 style: the loss of compute-optimal models (pure, with a floor, Approach 3) and each generation
     metric at the optimum, against C: one panel each, three a row. FID shows its real-vs-real floor; accuracy is
     drawn on [0, 1] from the smallest fitted budget on."""
@@ -220,9 +228,7 @@ def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
         ax.set_title(fit.laws()[name].get("label", name), fontsize=9)
     fig.suptitle(f"{fit.study}: compute-optimal loss and generation metrics (red stars: predictions, 90 % "
                  "intervals)", fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def backtest_figure(fit: FitResult, path: Path) -> Path | None:

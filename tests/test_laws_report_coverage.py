@@ -1,0 +1,86 @@
+"""report.md says what it shows: coverage of the interval each backtest row is shown with (``covered`` with the
+extrapolation error, ``covered_noise`` where the refit had no model of it), totals over what is shown, the budgets an
+extrapolation-error model really needs, and the 100x warning for every predicted budget."""
+
+import copy
+import re
+
+import numpy as np
+import pytest
+from fit_helpers import demo_fit, demo_table
+
+from ditlaws.laws.approach2 import budgets_for_error_model
+from ditlaws.laws.document import fit_document
+from ditlaws.laws.predict import shown_interval
+from ditlaws.laws.report import section_backtest, section_predictions
+from ditlaws.laws.study import FitOptions
+
+
+@pytest.fixture(scope="module")
+def doc():
+    return demo_fit(targets=(1e22, 1e23))  # 5 budgets up to 1e19: both targets beyond 100x
+
+
+def _rows(doc):
+    return [q for bt in doc["backtest"] for q in bt["quantities"].values()]
+
+
+def test_covered_is_null_without_an_extrapolation_interval(doc):
+    rows = _rows(doc)
+    assert any(q["ci90"] is None for q in rows) and any(q["ci90"] is not None for q in rows)
+    for q in rows:
+        assert (q["covered"] is None) == (q["ci90"] is None)
+        assert q["covered_noise"] == (q["ci90_noise"][0] <= q["actual"] <= q["ci90_noise"][1])
+        ci, covered, kind = shown_interval(q)
+        assert (ci, covered) == ((q["ci90"], q["covered"]) if q["ci90"] else (q["ci90_noise"], q["covered_noise"]))
+
+
+def _table(lines):
+    return [line.split(" | ") for line in lines if line.startswith("| ") and line[2].isdigit()]
+
+
+def test_noise_only_backtests_say_so_and_count_what_is_shown(doc):
+    d = copy.deepcopy(doc)
+    for q in _rows(d):  # as in the demo: no refit had an extrapolation-error model
+        q["ci90"], q["covered"] = None, None
+    lines = section_backtest(d, {})
+    header = next(line for line in lines if line.startswith("| held out"))
+    assert "90 % noise only" in header and "with extrapolation" not in header
+    rows = _table(lines)
+    shown = [q["covered_noise"] for q in _rows(d)]
+    assert [r[-1].rstrip(" |") for r in rows] == ["yes" if c else "no" for c in shown]
+    assert f"Covered by the interval shown: {sum(shown)} of {len(shown)} (run noise only)." in lines
+
+
+def test_mixed_backtests_mark_the_noise_only_rows_and_split_the_total(doc):
+    lines = section_backtest(doc, {})
+    assert "predicted [90 % interval]" in next(line for line in lines if line.startswith("| held out"))
+    rows = _rows(doc)
+    extra = [q["covered"] for q in rows if q["ci90"]]
+    noise = [q["covered_noise"] for q in rows if not q["ci90"]]
+    total = next(line for line in lines if line.startswith("Covered by the interval shown"))
+    assert f"{sum(extra) + sum(noise)} of {len(rows)}" in total
+    assert f"{sum(noise)} of {len(noise)} run noise only" in total
+    assert f"{sum(extra)} of {len(extra)} with extrapolation error" in total
+    assert sum("*noise only*" in r[3] for r in _table(lines)) == len(noise)
+
+
+def test_every_predicted_budget_beyond_100x_carries_its_warning(doc):
+    text = "\n".join(section_predictions(doc, {}))
+    for C in (1e22, 1e23):
+        c = re.escape(f"{C:.3g}")
+        assert re.search(rf"\*\*C = {c}:\*\* C = {c} is \d+x the largest fitted budget", text)
+
+
+@pytest.mark.parametrize("form, law", [("power", "N_opt"), ("floor", "L_opt_floor")])
+def test_the_budgets_an_error_model_needs_is_what_it_says(form, law):
+    """The note names the count; with one budget fewer there is no model, with that count there is one."""
+    need = budgets_for_error_model(form)
+    budgets = np.geomspace(1e17, 1e19, need)
+    few = fit_document(demo_table(budgets=budgets[:-1], accuracy=False),
+                       FitOptions(n_boot=50, parametric=False, holdout=0), targets=[1e20])
+    em = few["approach2"]["laws"][law]["error_model"]
+    assert em["status"] == "none" and f"at least {need} budgets" in em["note"]
+    enough = fit_document(demo_table(budgets=budgets, accuracy=False),
+                          FitOptions(n_boot=50, parametric=False, holdout=0), targets=[1e20])
+    assert enough["approach2"]["laws"][law]["error_model"]["status"] == "ok"
