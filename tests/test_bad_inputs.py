@@ -296,6 +296,8 @@ CASES += [
     ("ditlaws space", "neither --fit nor --results-repo", "deploy --repo org/space", "give --fit fit.json"),
     ("ditlaws space", "fit.json missing", "deploy --repo org/space --fit {ws}/nope.json", "{ws}/nope.json"),
     ("ditlaws space", "fit.json not JSON", "deploy --repo org/space --fit {ws}/afile", "{ws}/afile: not valid JSON"),
+    ("ditlaws space", "fit.json without study", "deploy --repo org/space --fit {ws}/fit_done/fit.json",
+     "{ws}/fit_done/fit.json: fit.json has no 'study'"),
 ]
 
 

@@ -87,12 +87,14 @@ def test_generation_metrics_get_compute_optimal_laws_with_higher_is_better_handl
         assert name in laws, name
     assert laws["FID"]["exponent"] == pytest.approx(-0.2, abs=0.02) and not laws["FID"]["higher_is_better"]
     acc = laws["accuracy"]
-    assert acc["fitted"] == "1 - accuracy" and acc["transform"] == "one_minus" and acc["higher_is_better"]
-    assert acc["exponent"] == pytest.approx(-0.2, abs=0.02)  # the error falls with compute
+    assert acc["fitted"] == "accuracy / (1 - accuracy)" and acc["transform"] == "odds" and acc["higher_is_better"]
+    assert acc["exponent"] > 0  # the odds of a correct image rise with compute
     assert laws["clip_score"]["exponent"] == pytest.approx(0.05, abs=0.005)  # higher is better: positive exponent
     p = load_fit(doc).predict(1e20)["approach2"]
     true_acc = 1 - 0.4 * (1e20 / 1e17) ** -0.2
-    assert p["accuracy"]["value"] == pytest.approx(true_acc, abs=0.01)
+    # the records' truth is 1 - acc = 0.4·(C/1e17)^-0.2; the odds law is another (bounded) form, which 30x beyond
+    # the last budget it tracks to within 0.02 (0.913 vs 0.900 here), while never leaving (0, 1)
+    assert p["accuracy"]["value"] == pytest.approx(true_acc, abs=0.02)
     assert p["accuracy"]["ci90_noise"][0] <= p["accuracy"]["value"] <= p["accuracy"]["ci90_noise"][1] < 1
     assert p["accuracy_colour"]["value"] > p["accuracy_position"]["value"]
     assert doc["loss_to_fid"]["status"] == "fitted" and doc["loss_to_fid"]["exponent"] > 0  # FID rises with loss
