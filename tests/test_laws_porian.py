@@ -83,7 +83,7 @@ def backtest_coverage(window):
         (bt,) = [b for b in doc["backtest"] if b["approach"] == "approach2"]
         for name, q in bt["quantities"].items():
             for key in {name, "L_opt (headline)" if q.get("headline") else name}:
-                out[key].append((q["covered"], q["covered_noise"], q["covered_measured"],
+                out[key].append((q["covered"] is True, q["covered_noise"], q["covered_measured"] is True,  # null: none
                                  q["ci90"][1] / q["ci90"][0] if q["ci90"] else np.inf, abs(q["rel_error"])))
     return {k: {"covered": float(np.mean([r[0] for r in v])), "covered_noise": float(np.mean([r[1] for r in v])),
                 "covered_measured": float(np.mean([r[2] for r in v])), "n": len(v),
