@@ -185,3 +185,12 @@ def test_an_adversarial_fit_served_in_chromium(doc, tmp_path):
         warnings = page.locator("#warnings").inner_text()
     assert n_opt.endswith("(Approach 3)")
     assert "come from Approach 3" in warnings and "too few budgets" in warnings
+
+
+def test_an_approach3_headline_loss_is_no_fallback(doc):
+    """With Approach 2 fitted and Approach 3's loss the fit's own headline, nothing is said to fall back."""
+    d = copy.deepcopy(doc)
+    d["headline"] = {"L_opt": ["approach3", "L_opt"]}
+    answer = what_if(load_fit(d), 3e20)
+    assert answer["loss"]["source"] == "approach3 L_opt (headline)"
+    assert not any("come from Approach 3" in w for w in answer["warnings"])

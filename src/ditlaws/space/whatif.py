@@ -55,7 +55,8 @@ def what_if(fit: FitResult, C: float, presets: list[dict] | None = None) -> dict
     if out["preset"] and out["preset"]["at_edge"]:
         out["warnings"].append(f"N_opt is {1 / out['preset']['ratio']:.3g}x the nearest preset (depth "
                                f"{out['preset']['depth']}): no preset in the table is close")
-    from_a3 = sorted(k for k in ("N_opt", "D_opt", "loss") if out[k] and out[k]["source"].startswith("approach3"))
+    from_a3 = [k for k in ("N_opt", "D_opt", "loss") if out[k] and out[k]["source"].startswith("approach3")
+               and "(headline)" not in out[k]["source"]]  # fell back to Approach 3 (not the fit's headline choice)
     if from_a3:
         a2 = fit.doc.get("approach2") or {}
         why = a2.get("reason") or ("it was not fitted" if a2.get("status") != "fitted" else
