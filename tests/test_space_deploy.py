@@ -81,3 +81,20 @@ def test_deploy_input_errors_are_one_line_exit_2(inputs, tmp_path, capsys):
     out = subprocess.run([sys.executable, "-m", "ditlaws.cli", "space", "deploy", "--repo", "org/space"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "give --fit" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_deploy_without_a_hub_is_one_line(inputs, monkeypatch, offline):
+    """Offline (HF_HUB_OFFLINE) or an endpoint nobody answers on: a UserError naming the repo, no traceback."""
+    from huggingface_hub import constants
+
+    from ditlaws.space import browser
+    from ditlaws.space.deploy import deploy
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    endpoint = f"http://127.0.0.1:{browser.free_port()}"  # free: nothing listens there
+    with pytest.raises(UserError) as err:
+        deploy("org/space", fit=inputs / "fit.json", presets=inputs / "presets.json", endpoint=endpoint)
+    message = str(err.value)
+    assert message.startswith("--repo org/space: ") and "\n" not in message
+    assert ("HF_HUB_OFFLINE is set" in message) if offline else (f"cannot reach the Hub at {endpoint}" in message)
