@@ -34,8 +34,18 @@ def interval(iv, fmt=human) -> str:
 FORMATS = {"N_opt": human, "D_opt": human}
 
 
+def unit(v) -> str:
+    """An accuracy: 4 significant digits, more near 1 (0.99998, not 1)."""
+    if v is None:
+        return "n/a"
+    if not 0.999 < v < 1:
+        return f"{v:.4g}"
+    text = f"{v:.6f}"
+    return f"1 − {1 - v:.2g}" if text.startswith("1") else text.rstrip("0")
+
+
 def _fmt(name: str):
-    return FORMATS.get(name, num)
+    return unit if name.startswith("accuracy") else FORMATS.get(name, num)
 
 
 def _headline_loss(doc: dict, p: dict) -> tuple[str, dict] | None:
