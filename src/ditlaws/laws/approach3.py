@@ -65,7 +65,7 @@ class Approach3Fit:
         laws = {q: {"form": "parametric", "quantity": q, "fitted": q, "transform": "identity",
                     "higher_is_better": False, "label": f"{q} (Approach 3)", "C_max": self.C_max,
                     "error_model": self.error_models[q].as_dict()} for q in QUANTITIES}
-        return {"status": "fitted", "estimator": m.estimator,
+        return {"status": "fitted", "estimator": m.estimator, "solver": m.solver,
                 "params": {"E": m.E, "A": m.A, "B": m.B, "alpha": m.alpha, "beta": m.beta},
                 "theta": m.theta.tolist(), "theta_names": list(forms.THETA),
                 "exponents": {"N_opt": m.N_exponent, "D_opt": m.D_exponent}, "G": m.G,
@@ -82,12 +82,12 @@ class Approach3Fit:
                          "predicted": m(t.N, t.D).tolist()}}
 
 
-def fit_approach3(table: RunTable, rng: np.random.Generator, *, estimator: str = "huber", n_boot: int = 1000,
-                  method: str = "resample", reference: Reference | None = None) -> Approach3Fit:
+def fit_approach3(table: RunTable, rng: np.random.Generator, *, estimator: str = "huber", solver: str = "vpnls",
+                  n_boot: int = 1000, method: str = "resample", reference: Reference | None = None) -> Approach3Fit:
     if len(table) < MIN_RUNS:
         return Approach3Fit("skipped", f"Approach 3 skipped: {len(table)} run(s), the parametric fit needs at "
                                        f"least {MIN_RUNS}")
-    model = fit_parametric(table.N, table.D, table.loss, estimator=estimator)
+    model = fit_parametric(table.N, table.D, table.loss, estimator=estimator, solver=solver)
     p = Problem.of(table.N, table.D, table.loss)
     draws = forms.quantize(bootstrap(model, p, n_boot, rng, method, estimator))
     fit = Approach3Fit("fitted", model=model, draws=draws, method=method, table=table)
