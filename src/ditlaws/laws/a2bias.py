@@ -49,6 +49,15 @@ class A2Bias:
             (lambda y: fit_floor(self.C, y[None, :])[0])
         return fit(self.simulated[quantity]), fit(self.true[quantity])
 
+    def subset(self, fits_idx) -> A2Bias:
+        """The same measurement over some of the budgets (indices into the fits, e.g. a backtest's training ones)."""
+        if self.status != "measured":
+            return self
+        keep = np.isin(self.used, np.asarray(fits_idx))
+        pick = lambda d: {q: v[keep] for q, v in d.items()}
+        return A2Bias("measured", note=self.note, C=self.C[keep], used=self.used[keep], ln_bias=pick(self.ln_bias),
+                      simulated=pick(self.simulated), true=pick(self.true), theta=self.theta)
+
     def exponents(self) -> dict[str, float]:
         """Bias of each power law's exponent: through the simulated vertices minus through the true minima."""
         out = {}

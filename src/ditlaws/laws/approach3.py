@@ -83,11 +83,14 @@ class Approach3Fit:
 
 
 def fit_approach3(table: RunTable, rng: np.random.Generator, *, estimator: str = "huber", solver: str = "vpnls",
-                  n_boot: int = 1000, method: str = "resample", reference: Reference | None = None) -> Approach3Fit:
+                  n_boot: int = 1000, method: str = "resample", reference: Reference | None = None,
+                  model: ParametricLoss | None = None) -> Approach3Fit:
+    """Approach 3 on every run of the table (``model``: its point estimate when already fitted on this table)."""
     if len(table) < MIN_RUNS:
         return Approach3Fit("skipped", f"Approach 3 skipped: {len(table)} run(s), the parametric fit needs at "
                                        f"least {MIN_RUNS}")
-    model = fit_parametric(table.N, table.D, table.loss, estimator=estimator, solver=solver)
+    if model is None:
+        model = fit_parametric(table.N, table.D, table.loss, estimator=estimator, solver=solver)
     p = Problem.of(table.N, table.D, table.loss)
     draws = forms.quantize(bootstrap(model, p, n_boot, rng, method, estimator))
     fit = Approach3Fit("fitted", model=model, draws=draws, method=method, table=table)

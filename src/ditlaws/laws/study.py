@@ -140,6 +140,7 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
     used = np.array([i for i, f in enumerate(fits) if f.used], dtype=int)
     sf = StudyFit(study=study, table=table, options=options, fits=fits, used=used)
     sf.warnings += table.warnings
+    surface = None
     if len(used) >= options.min_budgets:
         sf.draws = draw(fits, options.n_boot, rng, options.bootstrap, options.noise_rel)
         sf.optima = budget_optima(fits, sf.draws, allow_edge=options.allow_edge, fid_method=options.fid_method,
@@ -162,7 +163,7 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
         sf.a2_status, sf.a2_reason = "skipped", skipped_reason(fits, len(used), options.min_budgets)
     if options.parametric:
         sf.a3 = fit_approach3(table, rng, estimator=options.estimator, solver=options.a3_solver,
-                              n_boot=options.a3_boot,
+                              n_boot=options.a3_boot, model=surface,
                               method=options.parametric_bootstrap_method, reference=sf.reference())
         if sf.a3.status == "fitted":
             m = sf.a3.model
