@@ -34,17 +34,16 @@ def _nnls3(G: np.ndarray, h: np.ndarray) -> np.ndarray:
     d = np.sqrt(np.maximum(np.einsum("rii->ri", G), 1e-300))  # column scaling for conditioning
     Gs = G / (d[:, :, None] * d[:, None, :])
     hs = h / d
-    best, best_v = np.zeros((R, 3)), np.zeros(R)
-    eye = np.eye(3)
-    for s in _SUPPORTS:
-        m = s[None, :, None] & s[None, None, :]
-        A = np.where(m, Gs, 0.0) + np.diag(~s)[None] + 1e-13 * eye
-        c = np.linalg.solve(A, np.where(s, hs, 0.0)[..., None])[..., 0]
-        c = np.where(s, c, 0.0)
-        ok = np.all(c >= 0, axis=1)
-        v = np.einsum("ri,rij,rj->r", c, Gs, c) - 2 * np.einsum("ri,ri->r", hs, c)
-        take = ok & (v < best_v)
-        best[take], best_v[take] = c[take], v[take]
+    S = _SUPPORTS[:, None, :]  # [7, 1, 3]
+    m = S[..., :, None] & S[..., None, :]  # [7, 1, 3, 3]
+    A = np.where(m, Gs[None], 0.0) + (np.eye(3) * ~S[..., None, :]) + 1e-13 * np.eye(3)  # [7, R, 3, 3]
+    c = np.linalg.solve(A, np.where(S, hs[None], 0.0)[..., None])[..., 0]  # all supports at once: [7, R, 3]
+    c = np.where(S, c, 0.0)
+    v = np.einsum("kri,rij,krj->kr", c, Gs, c) - 2 * np.einsum("ri,kri->kr", hs, c)
+    v = np.where(np.all(c >= 0, axis=2), v, np.inf)
+    k = np.argmin(v, axis=0)
+    take = v[k, np.arange(R)] < 0.0  # else c = 0 (value 0) is the best
+    best = np.where(take[:, None], c[k, np.arange(R)], 0.0)
     return best / d
 
 
@@ -151,7 +150,7 @@ def fit_vpnls(p: Problem, estimator: str = "huber", n_refine: int = 3, start=Non
     c, _ = inner(p, a, b, ones, np.broadcast_to(p.lnL, ones.shape), estimator)
     starts = to_theta(c, a, b, p)
     w = np.ones((len(best), len(p.lnL)))
-    ends = vp_refit(starts, p, w, estimator=estimator, iterations=200, tol=1e-14)
+    ends = vp_refit(starts, p, w, estimator=estimator, iterations=40, tol=1e-12)  # L-BFGS-B polishes after
     X = design(p, np.nan_to_num(ends[:, 3], nan=1.0), np.nan_to_num(ends[:, 4], nan=1.0))
     c_end = np.exp(ends[:, [2, 0, 1]])
     f_end = np.where(np.isfinite(ends).all(1), _score(X, np.nan_to_num(c_end), w, np.broadcast_to(p.lnL, w.shape),
