@@ -1,8 +1,11 @@
 """Approach 3 end to end: L(N, D) on every run (no isoFLOP groups needed), its bootstrap, its error models.
 
-* The point fit (``parametric.fit_parametric``, estimator ``huber`` or ``mle``) uses all runs of the study.
+* The point fit (``parametric.fit_parametric``, estimator ``huber`` or ``mle``, solver ``vpnls`` or ``lbfgs``) uses
+  all runs of the study.
 * The bootstrap resamples runs with replacement (default; or ``noise``: losses redrawn around the fitted surface
-  with its residual scale) and refits every resample at once from the point estimate (``refit``).
+  with its residual scale) and refits every resample at once from the point estimate (``refit``: Levenberg-Marquardt
+  in all five parameters, for either solver; the variable-projection refit ``vpnls.vp_refit`` finds the same optima,
+  tests/test_laws_vpnls.py, at ~30x the time, so it is not the default path).
 * Error models from nested backtests: the surface refitted on the runs of the smallest budget groups only (at up
   to 4 origins from the middle group on; refits warm-started from the full fit), predicting what lies beyond.
   N_opt, D_opt and L_opt are compared with Approach 2's optima of the later budgets where those exist; without
@@ -75,7 +78,7 @@ class Approach3Fit:
                                                 f"bootstrap interval" for k in self.point_outside],
                 "summary": {k: summarize(v) for k, v in samples.items()},
                 "bootstrap": {"method": self.method, "n": int(len(d)), "n_valid": int(np.isfinite(d[:, 0]).sum()),
-                              "warm_start": "point estimate"},
+                              "warm_start": "point estimate", "refit": "levenberg-marquardt"},
                 "draws": forms.encode_draws(d, forms.THETA), "laws": laws, "n_runs": len(t), "C_max": self.C_max,
                 "runs": {"run_id": t.run_id.tolist(), "budget": t.budget.tolist(), "C": t.C.tolist(),
                          "N": t.N.tolist(), "D": t.D.tolist(), "loss": t.loss.tolist(),
