@@ -103,8 +103,12 @@ def test_backtest_coverage_one_budget_ahead_on_all_15_configurations():
                   f"{s['covered_noise']:.2f}, measured {s['covered_measured']:.2f}), median width "
                   f"x{s['median_width']:.3f} (±{half:.1f} %), median |error| {100 * s['median_abs_error']:.2f} %")
         head, n = stats["L_opt (headline)"], stats["N_opt"]
-        assert head["n"] == 15 and head["covered"] >= 0.85
-        assert n["covered_measured"] >= 0.85
+        # The README's table (regenerated 2026-12-07): the headline L_opt covered 15/15 at both windows, N_opt
+        # 11/15 (window 3) and 14/15 (all points), 15/15 against the interval for a measured optimum (window 3).
+        assert head["n"] == 15 and head["covered"] == 1.0
         assert n["covered"] > n["covered_noise"] and head["covered"] > head["covered_noise"]
-        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±4 %, N_opt within a factor 1.3
-            assert np.sqrt(head["median_width"]) < 1.04 and n["median_width"] < 1.3
+        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±3.5 %, N_opt within a factor 1.3
+            assert n["covered"] >= 11 / 15 and n["covered_measured"] == 1.0
+            assert np.sqrt(head["median_width"]) < 1.035 and n["median_width"] < 1.3
+        else:
+            assert n["covered"] >= 14 / 15 and np.sqrt(head["median_width"]) < 1.05

@@ -39,6 +39,7 @@ class LawFit:
     r2: float | None = None
     error_model: ErrorModel = field(default_factory=lambda: ErrorModel("none"))
     flags: list[str] = field(default_factory=list)
+    bias: dict | None = None  # Approach 2's own bias of this law (``ditlaws.laws.a2bias``), see ``as_dict``
 
     @property
     def C_max(self) -> float:
@@ -61,6 +62,8 @@ class LawFit:
                "n_budgets": len(self.C), "C_max": self.C_max, "r2": self.r2, "flags": self.flags,
                "fitted_on": {"C": self.C.tolist(), "value": shown.tolist()},
                "draws": forms.encode_draws(self.draws, names), "error_model": self.error_model.as_dict()}
+        if self.bias is not None:
+            out["a2_bias"] = self.bias
         if self.form == "power":
             out["coef"], out["exponent"] = float(np.exp(self.params[0])), float(self.params[1])
         else:
@@ -130,10 +133,12 @@ def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y
     return law
 
 
-def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws) -> dict[str, LawFit]:
-    """Every law over the used budgets (``used`` indexes ``fits``, ascending in C)."""
+def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws,
+             point: dict[str, np.ndarray] | None = None) -> dict[str, LawFit]:
+    """Every law over the used budgets (``used`` indexes ``fits``, ascending in C); ``point``: the budgets' optima
+    (default: the parabolas' vertices; the bias-corrected ones with ``--a2-correction surface``)."""
     C = np.array([fits[i].C for i in used])
-    point = point_optima(fits)
+    point = point_optima(fits) if point is None else point
     laws = {}
     for name in ("N_opt", "D_opt", "L_opt"):
         law = fit_law(name, "power", name, C, point[name][used], optima.of(name)[:, used])
@@ -147,6 +152,11 @@ def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws) -> di
         if law:
             laws[name] = law
     return laws
+
+
+def corrected(point: dict[str, np.ndarray], ln_factor: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Optima [..., B] with each quantity divided by its per-budget bias factor exp(ln_factor) (others unchanged)."""
+    return {k: v * np.exp(-ln_factor[k]) if k in ln_factor else v for k, v in point.items()}
 
 
 def point_optima(fits: list[BudgetFit]) -> dict[str, np.ndarray]:

@@ -1,8 +1,11 @@
 """Approach 3 end to end: L(N, D) on every run (no isoFLOP groups needed), its bootstrap, its error models.
 
-* The point fit (``parametric.fit_parametric``, estimator ``huber`` or ``mle``) uses all runs of the study.
+* The point fit (``parametric.fit_parametric``, estimator ``huber`` or ``mle``, solver ``vpnls`` or ``lbfgs``) uses
+  all runs of the study.
 * The bootstrap resamples runs with replacement (default; or ``noise``: losses redrawn around the fitted surface
-  with its residual scale) and refits every resample at once from the point estimate (``refit``).
+  with its residual scale) and refits every resample at once from the point estimate (``refit``: Levenberg-Marquardt
+  in all five parameters, for either solver; the variable-projection refit ``vpnls.vp_refit`` finds the same optima,
+  tests/test_laws_vpnls.py, at ~30x the time, so it is not the default path).
 * Error models from nested backtests: the surface refitted on the runs of the smallest budget groups only (at up
   to 4 origins from the middle group on; refits warm-started from the full fit), predicting what lies beyond.
   N_opt, D_opt and L_opt are compared with Approach 2's optima of the later budgets where those exist; without
@@ -65,7 +68,7 @@ class Approach3Fit:
         laws = {q: {"form": "parametric", "quantity": q, "fitted": q, "transform": "identity",
                     "higher_is_better": False, "label": f"{q} (Approach 3)", "C_max": self.C_max,
                     "error_model": self.error_models[q].as_dict()} for q in QUANTITIES}
-        return {"status": "fitted", "estimator": m.estimator,
+        return {"status": "fitted", "estimator": m.estimator, "solver": m.solver,
                 "params": {"E": m.E, "A": m.A, "B": m.B, "alpha": m.alpha, "beta": m.beta},
                 "theta": m.theta.tolist(), "theta_names": list(forms.THETA),
                 "exponents": {"N_opt": m.N_exponent, "D_opt": m.D_exponent}, "G": m.G,
@@ -75,19 +78,22 @@ class Approach3Fit:
                                                 f"bootstrap interval" for k in self.point_outside],
                 "summary": {k: summarize(v) for k, v in samples.items()},
                 "bootstrap": {"method": self.method, "n": int(len(d)), "n_valid": int(np.isfinite(d[:, 0]).sum()),
-                              "warm_start": "point estimate"},
+                              "warm_start": "point estimate", "refit": "levenberg-marquardt"},
                 "draws": forms.encode_draws(d, forms.THETA), "laws": laws, "n_runs": len(t), "C_max": self.C_max,
                 "runs": {"run_id": t.run_id.tolist(), "budget": t.budget.tolist(), "C": t.C.tolist(),
                          "N": t.N.tolist(), "D": t.D.tolist(), "loss": t.loss.tolist(),
                          "predicted": m(t.N, t.D).tolist()}}
 
 
-def fit_approach3(table: RunTable, rng: np.random.Generator, *, estimator: str = "huber", n_boot: int = 1000,
-                  method: str = "resample", reference: Reference | None = None) -> Approach3Fit:
+def fit_approach3(table: RunTable, rng: np.random.Generator, *, estimator: str = "huber", solver: str = "vpnls",
+                  n_boot: int = 1000, method: str = "resample", reference: Reference | None = None,
+                  model: ParametricLoss | None = None) -> Approach3Fit:
+    """Approach 3 on every run of the table (``model``: its point estimate when already fitted on this table)."""
     if len(table) < MIN_RUNS:
         return Approach3Fit("skipped", f"Approach 3 skipped: {len(table)} run(s), the parametric fit needs at "
                                        f"least {MIN_RUNS}")
-    model = fit_parametric(table.N, table.D, table.loss, estimator=estimator)
+    if model is None:
+        model = fit_parametric(table.N, table.D, table.loss, estimator=estimator, solver=solver)
     p = Problem.of(table.N, table.D, table.loss)
     draws = forms.quantize(bootstrap(model, p, n_boot, rng, method, estimator))
     fit = Approach3Fit("fitted", model=model, draws=draws, method=method, table=table)

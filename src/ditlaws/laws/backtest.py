@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ditlaws.laws import forms
+from ditlaws.laws.a2bias import law_bias
 from ditlaws.laws.approach2 import choose_loss_headline, fit_law
 from ditlaws.laws.approach3 import Reference, bootstrap, error_models
 from ditlaws.laws.bootstrap import summarize
@@ -65,6 +66,8 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
             law = fit_law(name, full.form, full.quantity, sf.C[train], point[full.quantity][train],
                           sf.optima.of(full.quantity)[:, train])
             if law is not None:
+                if full.bias is not None:  # Approach 2's bias over the training budgets only
+                    law.bias = law_bias(sf.a2_bias.subset(train), law.form, law.quantity, sf.a2_factors is not None)
                 fitted[name] = law
         laws = {name: law.as_dict() for name, law in fitted.items()}
         headline = choose_loss_headline(fitted).get("headline")

@@ -96,3 +96,15 @@ def decode_draws(blob: dict) -> np.ndarray:
         raise ValueError(f"draws: unsupported dtype {blob.get('dtype')!r}")
     raw = base64.b64decode(blob["base64"])
     return np.frombuffer(raw, dtype="<f4").reshape(blob["shape"]).astype(np.float64)
+
+
+def a2_bias_at(bias: dict | None, C) -> np.ndarray | None:
+    """ln(law through Approach 2's simulated vertices / law through the surface's true minima) at C: how far the
+    law's prediction sits from what its budgets' true optima would give (``ditlaws.laws.a2bias``). None when the
+    bias was not measured or the optima were corrected for it before fitting."""
+    if not bias or bias.get("corrected"):
+        return None
+    form = bias["form"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(evaluate(form, np.asarray(bias["params_simulated"]), C)) - \
+            np.log(evaluate(form, np.asarray(bias["params_true"]), C))

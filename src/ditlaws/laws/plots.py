@@ -231,33 +231,69 @@ def loss_metrics_plot(fit: FitResult):
     return fig
 
 
+BACKTEST_STYLE = {"approach2": ("C0", "o", "Approach 2"), "approach3": ("C3", "s", "Approach 3")}
+
+
 def backtest_figure(fit: FitResult, path: Path) -> Path | None:
-    """Predicted vs actual for every backtest point, with both 90 % intervals, and the y = x line."""
+    """Predicted vs actual for every backtest point and the y = x line. Each prediction shows the interval fit.json
+    holds for it: the 90 % interval with extrapolation error (thin, capped) around the noise-only one (thick); where
+    the fit had no extrapolation-error model only the noise-only bar is drawn and the legend says so. The measured
+    optimum's own 90 % bootstrap spread is the horizontal bar. Approaches differ in colour and marker."""
     rows = [r for r in fit.backtest_points() if r["quantity"] in ("N_opt", "L_opt")]
     if not rows:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    from matplotlib.lines import Line2D
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     for ax, name in zip(axes, ("N_opt", "L_opt")):
         sel = [r for r in rows if r["quantity"] == name]
+        vals = [v for r in sel for v in (r["actual"], r["predicted"], *(r["ci90"] or ()), *(r["ci90_noise"] or ()),
+                                          *(r.get("actual_ci90") or ()))]
+        vals = [v for v in vals if v is not None and np.isfinite(v) and v > 0]
+        if not vals:
+            continue
+        lo, hi = min(vals), max(vals)
+        pad = (hi / lo) ** 0.06 if hi > lo * 1.001 else 1.02
+        lo, hi = lo / pad, hi * pad
+        dodge = {"approach2": -1, "approach3": 1}
+        step = np.log(hi / lo) * 0.012  # the two approaches' bars side by side at the same actual value
+        handles = {}
         for r in sel:
-            color = "C0" if r["approach"] == "approach2" else "C2"
-            ci = r["ci90"] or r["ci90_noise"]
-            ax.errorbar([r["actual"]], [r["predicted"]], yerr=[[r["predicted"] - ci[0]], [ci[1] - r["predicted"]]],
-                        fmt="o", color=color, capsize=3, alpha=0.8)
-        if sel:
-            vals = [v for r in sel for v in (r["actual"], *(r["ci90"] or r["ci90_noise"]))]
-            lo, hi = min(vals) / 1.02, max(vals) * 1.02
-            ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1)
+            color, marker, label = BACKTEST_STYLE.get(r["approach"], ("C7", "^", r["approach"]))
+            y = r["predicted"]
+            x = r["actual"] * np.exp(step * dodge.get(r["approach"], 0))
+            noise, full = r["ci90_noise"], r["ci90"]
+            if full is not None:
+                ax.errorbar([x], [y], yerr=[[y - full[0]], [full[1] - y]], fmt="none", ecolor=color, elinewidth=1,
+                            capsize=4, alpha=0.9, zorder=2)
+                handles[(label, "full")] = Line2D([], [], color=color, marker=marker, lw=1,
+                                                  label=f"{label}: 90 % with extrapolation error (thin)")
+            else:
+                handles[(label, "noise")] = Line2D([], [], color=color, marker=marker, lw=3.5, alpha=0.6,
+                                                   label=f"{label}: 90 % run noise only (no extrapolation model)")
+            if noise is not None and noise[0] is not None:
+                ax.vlines(x, noise[0], noise[1], colors=color, lw=3.5, alpha=0.45, zorder=3)
+            aci = r.get("actual_ci90")
+            if aci and aci[0] is not None:
+                ax.hlines(y, aci[0], aci[1], colors=color, lw=1, ls=":", alpha=0.8, zorder=2)
+            ax.scatter([x], [y], color=color, marker=marker, s=36, edgecolors="k", linewidths=0.5, zorder=4)
+        ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"actual {name} (held-out budget)")
-        ax.set_ylabel(f"predicted {name} (90 % with extrapolation error)")
-        ax.set_title("blue: Approach 2, green: Approach 3", fontsize=8)
+        ax.set_xlabel(f"actual {name} of the held-out budget")
+        ax.set_ylabel(f"predicted {name} from the smaller budgets")
         ax.grid(True, which="both", alpha=0.3)
-        if name == "L_opt":
+        extra = [Line2D([], [], color="grey", ls="--", label="predicted = actual"),
+                 Line2D([], [], color="grey", ls=":", label="actual's own 90 % spread (bars dodged sideways)")]
+        if any(k[1] == "full" for k in handles):
+            extra.insert(0, Line2D([], [], color="grey", lw=3.5, alpha=0.45, label="90 % run noise only (thick)"))
+        ax.legend(handles=[*handles.values(), *extra], fontsize=7, loc="best")
+        if name == "L_opt" and hi / lo < 30:
             plain_log_ticks(ax, "x")
             plain_log_ticks(ax, "y")
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
+    fig.suptitle(f"Backtest — {fit.study}: the largest budget(s) predicted from the rest", fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -399,6 +399,15 @@ def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> 
             out[f"ci{level}"] = np.stack([lo_w, hi_w], -1)
         else:
             out[f"ci{level}"] = None
+    bias = forms.a2_bias_at(law.get("a2_bias"), C)
+    if bias is not None:  # Approach 2's own bias, not corrected: the interval also covers the value without it
+        for level in ("90", "95"):
+            iv = out[f"ci{level}"]
+            if iv is not None:
+                shifted = iv * np.exp(-bias)[..., None]
+                out[f"ci{level}"] = np.stack([np.minimum(iv[..., 0], shifted[..., 0]),
+                                              np.maximum(iv[..., 1], shifted[..., 1])], -1)
+        out["a2_bias"] = bias
     if em.get("status") != "ok":
         notes.append(f"no extrapolation-error model ({em.get('note', 'too few budgets for a nested backtest')}); "
                      f"the intervals carry run noise only")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ditlaws.laws.parametric import HUBER_DELTA, MLE_DELTA, Problem, huber, profile_sigma
+from ditlaws.laws.objective import HUBER_DELTA, MLE_DELTA, Problem, huber, profile_sigma
 
 
 def _residuals(theta: np.ndarray, p: Problem, lnL: np.ndarray):

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ditlaws.errors import UserError
-from ditlaws.laws.approach2 import LawFit, choose_loss_headline, fit_laws, point_optima
+from ditlaws.laws.a2bias import CORRECTIONS, A2Bias, correct_optima, correction_factors, law_bias, measure
+from ditlaws.laws.approach2 import LawFit, choose_loss_headline, corrected, fit_laws, point_optima
 from ditlaws.laws.approach3 import A3_BOOTSTRAP_METHODS, Approach3Fit, Reference, fit_approach3
 from ditlaws.laws.bootstrap import BOOTSTRAP_METHODS, Draws, OptimaDraws, budget_optima, draw
 from ditlaws.laws.isoflop import FID_METHODS, OPTIMUM_METHODS, BudgetFit, fit_isoflops
-from ditlaws.laws.parametric import ESTIMATORS
+from ditlaws.laws.parametric import ESTIMATORS, SOLVERS, fit_parametric
 from ditlaws.laws.table import FLOP_CONVENTIONS, RunTable
 from ditlaws.options import option
 
@@ -40,6 +41,14 @@ class FitOptions:
     estimator: str = option("huber", help="Approach 3's estimator: huber (Hoffmann et al.: summed Huber loss, "
                                           "delta 1e-3) or mle (Huber likelihood with a free noise scale sigma)",
                             choices=ESTIMATORS)
+    a3_solver: str = option("vpnls", help="Approach 3's search: vpnls (variable projection: a grid over the two "
+                                          "exponents, E, A, B >= 0 by non-negative least squares) or lbfgs "
+                                          "(Chinchilla's 5-D grid of starts); both end with L-BFGS-B",
+                            choices=SOLVERS)
+    a2_correction: str = option("none", help="Approach 2's own bias (its parabolas run noise-free on Approach 3's "
+                                             "surface over the study's runs; always measured and reported): "
+                                             "surface removes it from the budgets' optima, none keeps the raw "
+                                             "vertices and widens the intervals by it", choices=CORRECTIONS)
     seed: int = option(0, help="random seed of every bootstrap", ge=0)
     flops: str = option("6nd", help="compute convention: 6nd (C = 6·N·D) or closed_form (the runs' C_closed_form)",
                         choices=FLOP_CONVENTIONS)
@@ -79,6 +88,8 @@ class StudyFit:
     laws: dict[str, LawFit] = field(default_factory=dict)
     loss_choice: dict = field(default_factory=dict)
     a3: Approach3Fit = field(default_factory=lambda: Approach3Fit("skipped", "Approach 3 not requested"))
+    a2_bias: A2Bias = field(default_factory=lambda: A2Bias("none", note="Approach 2 not fitted"))
+    a2_factors: dict[str, np.ndarray] | None = None  # ln bias removed from each budget's optima, when corrected
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -86,7 +97,8 @@ class StudyFit:
         return np.array([f.C for f in self.fits])
 
     def point_optima(self) -> dict[str, np.ndarray]:
-        return point_optima(self.fits)
+        point = point_optima(self.fits)
+        return point if self.a2_factors is None else corrected(point, self.a2_factors)
 
     def reference(self) -> Reference | None:
         if self.a2_status != "fitted":
@@ -104,6 +116,15 @@ class StudyFit:
         return {}
 
 
+def _surface(table: RunTable, options: FitOptions):
+    """Approach 3's point estimate, for measuring Approach 2's bias (None with too few runs)."""
+    from ditlaws.laws.approach3 import MIN_RUNS
+
+    if len(table) < MIN_RUNS:
+        return None
+    return fit_parametric(table.N, table.D, table.loss, estimator=options.estimator, solver=options.a3_solver)
+
+
 def skipped_reason(fits: list[BudgetFit], used: int, needed: int) -> str:
     counts = Counter(flag for f in fits for flag in (f.flags or ["ok"]) if not f.used)
     why = ", ".join(f"{n} {flag}" for flag, n in counts.most_common())
@@ -119,11 +140,20 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
     used = np.array([i for i, f in enumerate(fits) if f.used], dtype=int)
     sf = StudyFit(study=study, table=table, options=options, fits=fits, used=used)
     sf.warnings += table.warnings
+    surface = None
     if len(used) >= options.min_budgets:
         sf.draws = draw(fits, options.n_boot, rng, options.bootstrap, options.noise_rel)
         sf.optima = budget_optima(fits, sf.draws, allow_edge=options.allow_edge, fid_method=options.fid_method,
                                   method=options.optimum)
-        sf.laws = fit_laws(fits, used, sf.optima)
+        surface = _surface(table, options)
+        sf.a2_bias = measure(fits, used, surface.theta if surface is not None else None)
+        if options.a2_correction == "surface" and sf.a2_bias.status == "measured":
+            sf.a2_factors = correction_factors(sf.a2_bias, len(fits))
+            sf.optima = correct_optima(sf.optima, sf.a2_factors)
+        sf.laws = fit_laws(fits, used, sf.optima, sf.point_optima())
+        for law in sf.laws.values():
+            if law.quantity in ("N_opt", "D_opt", "L_opt"):
+                law.bias = law_bias(sf.a2_bias, law.form, law.quantity, sf.a2_factors is not None)
         sf.loss_choice = choose_loss_headline(sf.laws)
         invalid = 1.0 - sf.optima.valid[:, used].mean()
         if invalid > 0.05:
@@ -132,7 +162,8 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
     else:
         sf.a2_status, sf.a2_reason = "skipped", skipped_reason(fits, len(used), options.min_budgets)
     if options.parametric:
-        sf.a3 = fit_approach3(table, rng, estimator=options.estimator, n_boot=options.a3_boot,
+        sf.a3 = fit_approach3(table, rng, estimator=options.estimator, solver=options.a3_solver,
+                              n_boot=options.a3_boot, model=surface,
                               method=options.parametric_bootstrap_method, reference=sf.reference())
         if sf.a3.status == "fitted":
             m = sf.a3.model
