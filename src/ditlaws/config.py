@@ -156,8 +156,15 @@ class HubConfig:
     endpoint: str | None = option(None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)")
     push_every_s: float = option(300.0, help="seconds between background pushes of metrics.jsonl", gt=0)
     push_model: bool = option(True, help="push the final model (one model repo per run)")
-    wait_s: float = option(120.0, help="at the end of a run, seconds to wait for the final push (what has not "
-                           "landed by then is left to `ditlaws push <run dir>`)", ge=0)
+    wait_s: float = option(120.0, help="at the end of a run (of a sweep), seconds to wait for the final pushes "
+                           "(what has not landed by then is left to `ditlaws push <run dir>`)", ge=0)
+    timeout_s: float = option(30.0, help="seconds one Hub request may take (then it is retried, within wait_s)",
+                              gt=0)
+
+    def check(self) -> None:
+        from ditlaws.store import check_endpoint
+
+        check_endpoint(self.endpoint)
 
 
 @dataclass
@@ -390,7 +397,7 @@ class SweepConfig:
     executor: ExecutorConfig = option(default_factory=ExecutorConfig, help="where runs execute")
 
     def check(self) -> None:
-        from ditlaws.store import check_name
+        from ditlaws.store.layout import check_name
 
         check_name("study", self.study)
         if (self.sizes is None) == (self.depths is None):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ditlaws.config import SweepConfig
 from ditlaws.executors.progress import Outcome, Progress, RunsFailed, has_checkpoint, loss_text
 from ditlaws.locks import folder_lock
-from ditlaws.sweep.job import run_job, write_job
+from ditlaws.sweep.job import run_job, stored_record, sweep_fingerprint, write_job
 from ditlaws.sweep.plan import PlannedRun, plan_sweep
 
 
@@ -28,7 +28,7 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
     store = LocalStore(sweep.store_dir)
     started = time.perf_counter()
     runs, records, todo = pending_runs(sweep, store, log)
-    progress = Progress(sweep, runs, store, log)
+    progress = Progress(sweep, runs, lookup(sweep, store), log)
     if sweep.executor.kind == "local":
         outcome = run_in_process(todo, progress)
     else:
@@ -46,20 +46,54 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
         from ditlaws.sweep.generation import evaluate_generation
 
         ordered = evaluate_generation(sweep, store, ordered, log=log)
-    if sweep.hub.org:  # whatever did not land yet (and the generation metrics) goes to the results repo
-        from ditlaws.store.push import push_store
-
-        report = push_store(store.root, sweep.hub, study=sweep.study)
-        log(f"hub: {len(report.landed)} item(s) pushed to {sweep.hub.org}/{sweep.study}-results"
-            + (f", {len(report.failed)} failed (run `ditlaws push {store.root}` later)" if report.failed else ""))
+    if sweep.hub.org:
+        finish_pushes(sweep, store, ordered, log)
     log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s)")
     return ordered
+
+
+def finish_pushes(sweep: SweepConfig, store, records: list[dict], log=print) -> None:
+    """The runs' background pushes, then whatever did not land yet (and the generation metrics) to the results
+    repo, all within hub.wait_s; what is still pending is listed (its ledgers keep it for `ditlaws push`)."""
+    import threading
+
+    from ditlaws.publish import push_store, wait_pending
+
+    deadline = time.monotonic() + sweep.hub.wait_s
+    left = wait_pending(sweep.hub.wait_s)
+    outcome: dict = {}
+
+    def push() -> None:
+        try:
+            outcome["report"] = push_store(store.root, sweep.hub, study=sweep.study)
+        except Exception as err:  # a Hub failure never fails the study: it is listed below
+            outcome["error"] = f"{type(err).__name__}: {err}"
+
+    worker = threading.Thread(target=push, name="hub-push-store", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    report = outcome.get("report")
+    where = f"{sweep.hub.org}/{sweep.study}-results"
+    if report is not None and report.ok:
+        log(f"hub: {len(report.landed)} item(s) pushed to {where}")
+        return
+    why = outcome.get("error") or (next(iter(report.failed.values())) if report is not None else
+                                   f"no answer within hub.wait_s = {sweep.hub.wait_s:g} s")
+    runs = left or {r["run_id"]: ["record"] for r in records}
+    listed = "; ".join(f"{run_id}: {', '.join(items) or 'results'}" for run_id, items in runs.items())
+    log(f"hub: pending for {len(runs)} run(s) ({listed}) — {why}; `ditlaws push {store.root}` completes them")
+
+
+def lookup(sweep: SweepConfig, store):
+    """A planned run -> its record in the store with the sweep's fingerprint (None: not done); the executors'
+    test of "done"."""
+    return lambda run: stored_record(store, sweep.study, run.run_id, sweep_fingerprint(run.config, sweep.eval))
 
 
 def pending_runs(sweep: SweepConfig, store, log=print) -> tuple[list[PlannedRun], dict[str, dict], list[PlannedRun]]:
     """The sweep's runs, the records the store already holds, and the runs still to do (their job files written)."""
     runs = [r for r in plan_sweep(sweep) if r.skip_reason is None]
-    progress = Progress(sweep, runs, store, log)
+    progress = Progress(sweep, runs, lookup(sweep, store), log)
     records: dict[str, dict] = {}
     todo: list[PlannedRun] = []
     for run in runs:
@@ -70,7 +104,7 @@ def pending_runs(sweep: SweepConfig, store, log=print) -> tuple[list[PlannedRun]
         else:
             todo.append(run)
     for run in todo:
-        write_job(run.config, sweep)
+        write_job(run.config, sweep, run.plan)
     return runs, records, todo
 
 
@@ -110,7 +144,8 @@ def run_in_process(todo: list[PlannedRun], progress: Progress) -> Outcome:
                 continue
             resumed = has_checkpoint(run)
             t0 = time.perf_counter()
-            outcome.records[run.run_id] = record = run_job(run.config.train.output_dir, log=log, lock=lock)
+            outcome.records[run.run_id] = record = run_job(run.config.train.output_dir, log=log, lock=lock,
+                                                               wait=False)
         finally:
             lock.release()
         log(f"{progress.prefix(run)}  {'resumed, ' if resumed else ''}trained + evaluated in "

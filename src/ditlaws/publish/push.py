@@ -21,6 +21,7 @@ from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
 from ditlaws.jsonio import read_json_if_present, write_json_atomic
 from ditlaws.paths import check_writable
+from ditlaws.store import layout
 from ditlaws.store.cards import model_card
 from ditlaws.store.hub import HubStore
 from ditlaws.store.local import LocalStore
@@ -33,7 +34,54 @@ log = logging.getLogger("ditlaws.store")
 def hub_store(hub: HubConfig, study: str, *, api=None, retry: Retry | None = None, cache_dir=None) -> HubStore:
     if not hub.org:
         raise UserError("hub.org: set the Hub user or organisation to push to (--hub.org ORG)")
+    retry = retry or Retry(timeout_s=hub.timeout_s)
     return HubStore(hub.org, study, api, endpoint=hub.endpoint, private=hub.private, retry=retry, cache_dir=cache_dir)
+
+
+@dataclass
+class StagedModel:
+    """A model repo staged on disk with its card, ready to upload (`stage_model`); `cleanup()` removes it."""
+
+    folder: Path
+    card: str
+
+    def cleanup(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder.parent, ignore_errors=True)
+
+
+def stage_model(store: HubStore, record: dict, model_dir: Path, run: RunFolder | None) -> StagedModel:
+    """A kept model's repo staged in a temporary folder: the card from the record (and the run folder when there is
+    one), the pipeline parts and the shipped config beside the weights. It loads the model, so it runs in the
+    caller's thread: loading patches torch process-wide (accelerate's empty-weights init), which must never
+    overlap a training run building its model."""
+    import tempfile
+
+    from ditlaws.publish.model_repo import stage_model_repo
+
+    config = run.config if run else None
+    card = model_card(record, org=store.org, run_config=config, metrics=run.metrics_rows() if run else [],
+                      has_text_encoder=((config or {}).get("data") or {}).get("text_encoder") == "builtin")
+    folder = Path(tempfile.mkdtemp(prefix="ditlaws-model-")) / "repo"
+    folder.mkdir()
+    try:
+        stage_model_repo(model_dir, folder, data_config=run.data_config() if run else None,
+                         train_config=run.shipped_config() if run else None)
+    except BaseException:
+        StagedModel(folder, card).cleanup()
+        raise
+    return StagedModel(folder, card)
+
+
+def put_model_repo(store: HubStore, study: str, run_id: str, record: dict, model_dir: Path,
+                   run: RunFolder | None, staged: StagedModel | None = None) -> str:
+    """A kept model as its model repo (staged here unless `staged` is given); returns the repo id."""
+    staged = staged or stage_model(store, record, model_dir, run)
+    try:
+        return str(store.put_model(run_id, staged.folder, study=study, card=staged.card))
+    finally:
+        staged.cleanup()
 
 
 @dataclass
@@ -118,7 +166,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, record: dict | None = None,
-             store: HubStore | None = None, api=None, retry: Retry | None = None) -> PushReport:
+             store: HubStore | None = None, api=None, retry: Retry | None = None,
+             staged: StagedModel | None = None) -> PushReport:
     """Push a run folder: the model repo (finished runs, `hub.push_model`), then the record and metrics.jsonl in
     one commit to the results repo. `record` replaces summary.json (e.g. the sweep's record with its evaluation).
     Never raises for Hub failures: they are in the report and the folder's ledger."""
@@ -131,11 +180,8 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
     write_ledger(run.path, store, run, pending=items)
     if "model" in items:
         try:
-            card = model_card(record, org=store.org, run_config=run.config, metrics=run.metrics_rows(),
-                              has_text_encoder=(run.config or {}).get("data", {}).get("text_encoder") == "builtin")
-            report.landed["model"] = store.put_model(run.run_id, run.model_dir, study=run.study, card=card,
-                                                     data_config=run.data_config(),
-                                                     train_config=run.shipped_config())
+            report.landed["model"] = put_model_repo(store, run.study, run.run_id, record, run.model_dir, run,
+                                                    staged)
         except UserError:
             raise
         except Exception as err:
@@ -152,6 +198,8 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
             report.failed.update({item: describe(err) for item in results})
     write_ledger(run.path, store, run, pending=list(report.failed), landed=report.landed,
                  error="; ".join(f"{k}: {v}" for k, v in report.failed.items()) or None)
+    if staged is not None:
+        staged.cleanup()
     return report
 
 
@@ -196,13 +244,8 @@ def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = Non
             if hub.push_model and (model_dir / "config.json").is_file():
                 run = RunFolder.load(run_dir, name) if (run_dir / "config.yaml").is_file() else None
                 try:
-                    card = model_card(record, org=store.org, run_config=run.config if run else None,
-                                      metrics=run.metrics_rows() if run else [],
-                                      has_text_encoder=bool(run) and (run.config or {}).get("data", {})
-                                      .get("text_encoder") == "builtin")
-                    report.landed[f"{name}/{run_id}/model"] = store.put_model(
-                        run_id, model_dir, study=name, card=card, data_config=run.data_config() if run else None,
-                        train_config=run.shipped_config() if run else None)
+                    report.landed[f"{name}/{run_id}/model"] = put_model_repo(store, name, run_id, record, model_dir,
+                                                                            run)
                 except UserError:
                     raise
                 except Exception as err:
@@ -234,9 +277,9 @@ def valid_records(local: LocalStore, study: str) -> list[dict]:
 def store_folder(path: Path) -> Path | None:
     """The run store in `path`: the folder itself (runs/<study>/<run_id>.json) or a sweep's <out>/store (whose
     <out>/runs/ holds run folders, not records)."""
-    if (path / "store" / "runs").is_dir():
+    if layout.is_store(path / "store"):
         return path / "store"
-    runs = path / "runs"
+    runs = path / layout.RUNS
     if runs.is_dir() and not (path / "summary.json").is_file() and not any(runs.glob("*/summary.json")):
         return path
     return None
