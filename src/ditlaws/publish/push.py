@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 
 from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
+from ditlaws.errors import report as report_error
 from ditlaws.jsonio import read_json_if_present, write_json_atomic
 from ditlaws.paths import check_writable
 from ditlaws.store import layout
@@ -178,7 +180,7 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
     items = (["model"] if hub.push_model and record is not None and run.model_dir else []) + \
             (["record"] if record is not None else []) + (["metrics"] if run.metrics else [])
     write_ledger(run.path, store, run, pending=items)
-    if "model" in items:
+    if "model" in items and not out_of_time(store, report, ["model"]):
         try:
             report.landed["model"] = put_model_repo(store, run.study, run.run_id, record, run.model_dir, run,
                                                     staged)
@@ -187,7 +189,7 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
         except Exception as err:
             report.failed["model"] = describe(err)
     results = [i for i in items if i != "model"]
-    if results:
+    if results and not out_of_time(store, report, results):
         try:
             metrics = {(run.study, run.run_id): run.metrics} if run.metrics else {}
             sha = store.put_runs([record] if record is not None else [], metrics)
@@ -201,6 +203,23 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
     if staged is not None:
         staged.cleanup()
     return report
+
+
+def out_of_time(store: HubStore, report: PushReport, items: list[str]) -> bool:
+    """True (and `items` marked as not tried) when the store's deadline (`stop`) has passed: a push that ran out
+    of its budget tries nothing more."""
+    if store.stop is None or not store.stop():
+        return False
+    report.failed.update({item: "not tried: the time for this push ran out" for item in items})
+    return True
+
+
+def with_deadline(store: HubStore, seconds: float | None) -> HubStore:
+    """`store` whose retries stop, and whose next items are not tried, `seconds` from now (None: no deadline)."""
+    if seconds is not None:
+        end = time.monotonic() + seconds
+        store.stop = lambda: time.monotonic() > end
+    return store
 
 
 def write_ledger(run_dir: Path, store: HubStore, run: RunFolder, *, pending: list[str] | None,
@@ -218,7 +237,7 @@ def write_ledger(run_dir: Path, store: HubStore, run: RunFolder, *, pending: lis
 
 
 def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = None, api=None,
-               retry: Retry | None = None) -> PushReport:
+               retry: Retry | None = None, within: float | None = None) -> PushReport:
     """Push a local store: per study, the kept models (models/<run_id>/) as model repos, then every record with
     its metrics (runs/<study>/<run_id>/metrics.jsonl, or the run folder's) in one results commit."""
     local = LocalStore(store_dir)
@@ -228,10 +247,12 @@ def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = Non
         raise UserError(f"{store_dir}: no run records (runs/<study>/<run_id>.json)"
                         + (f" for study {study!r}" if study else ""))
     report = PushReport()
+    end = None if within is None else time.monotonic() + within
     for name, records in found.items():
         if not records:
             continue
-        store = hub_store(hub, name, api=api, retry=retry)
+        store = with_deadline(hub_store(hub, name, api=api, retry=retry),
+                              None if end is None else end - time.monotonic())
         metrics: dict[tuple[str, str], Path] = {}
         for record in records:
             run_id = record["run_id"]
@@ -241,7 +262,8 @@ def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = Non
                     metrics[(name, run_id)] = candidate
                     break
             model_dir = local.model_path(run_id)
-            if hub.push_model and (model_dir / "config.json").is_file():
+            if hub.push_model and (model_dir / "config.json").is_file() and \
+                    not out_of_time(store, report, [f"{name}/{run_id}/model"]):
                 run = RunFolder.load(run_dir, name) if (run_dir / "config.yaml").is_file() else None
                 try:
                     report.landed[f"{name}/{run_id}/model"] = put_model_repo(store, name, run_id, record, model_dir,
@@ -250,6 +272,8 @@ def push_store(store_dir: str | Path, hub: HubConfig, *, study: str | None = Non
                     raise
                 except Exception as err:
                     report.failed[f"{name}/{run_id}/model"] = describe(err)
+        if out_of_time(store, report, [f"{name}/records"]):
+            continue
         try:
             report.landed[f"{name}/records"] = store.put_runs(records, metrics, f"ditlaws: {len(records)} runs of "
                                                                                 f"{name}")
@@ -290,7 +314,7 @@ def store_folder(path: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ditlaws.options import ArgumentParser, add_arguments, fail, from_arguments
+    from ditlaws.options import ArgumentParser, add_arguments, from_arguments
 
     parser = ArgumentParser(prog="ditlaws push", description="Push a run folder or a local run store to the Hub: "
                             "whatever did not reach it (nothing is committed twice).")
@@ -300,15 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser, HubConfig, style="dotted", section="hub")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     path = Path(args.path)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")  # retries are summed up in one line below
     try:
         if not path.is_dir():
             what = "is a file, not a folder" if path.exists() else "no such folder"
             raise UserError(f"{path}: {what} (give a run folder or a store folder)")
         store = store_folder(path)
+        started = time.monotonic()
         if store is not None:
             hub = from_arguments(HubConfig, args, section="hub")
-            report = push_store(store, hub, study=args.study)
+            report = push_store(store, hub, study=args.study, within=hub.wait_s)
         else:
             run = RunFolder.load(path, args.study)
             check_writable(path / LEDGER, "")  # the ledger of what landed is written there
@@ -316,13 +341,17 @@ def main(argv: list[str] | None = None) -> int:
                                            if k in ("org", "endpoint", "private")}}
             hub = from_arguments(HubConfig, args, section="hub", base={k: v for k, v in base.items()
                                                                       if k in HUB_FIELDS})
-            report = push_run(path, hub, study=args.study)
+            report = push_run(path, hub, study=args.study,
+                              store=with_deadline(hub_store(hub, run.study), hub.wait_s))
     except UserError as err:
-        fail(str(err))
+        return report_error(err)
     for item, where in report.landed.items():
         print(f"pushed {item}: {where}")
-    for item, why in report.failed.items():
-        print(f"error: {item} did not reach the Hub ({why}); run the same command again", file=sys.stderr)
+    if report.failed:
+        why = next(iter(report.failed.values()))
+        print(f"error: {', '.join(report.failed)} did not reach {hub.endpoint or 'the Hub'} (gave up after "
+              f"{time.monotonic() - started:.1f} s; hub.wait_s = {hub.wait_s:g}, hub.timeout_s = "
+              f"{hub.timeout_s:g}): {why}; run the same command again", file=sys.stderr)
     return 0 if report.ok else 1
 
 
