@@ -45,6 +45,35 @@ def end_of_run(run_dir: str | Path, hub, record: dict, *, model_dir: str | Path 
     return publisher
 
 
+def end_of_study(store_root: str | Path, hub, study: str, run_ids: list[str], log=print) -> None:
+    """The end of a study (a sweep): the runs' background pushes, then whatever did not land yet (and the
+    generation metrics) to the results repo, all within hub.wait_s; what is still pending is listed (the run
+    folders' ledgers keep it for `ditlaws push`). Nothing when the study does not go to the Hub."""
+    if not hub.org:
+        return
+    import time
+
+    from ditlaws.publish.push import push_store, within
+
+    started = time.monotonic()
+    left = wait_pending(hub.wait_s)
+    remaining = max(0.0, started + hub.wait_s - time.monotonic())
+    report, error = None, None
+    try:
+        report = within(lambda: push_store(store_root, hub, study=study, within=remaining), remaining)
+    except Exception as err:  # a Hub failure never fails the study: it is listed below
+        error = f"{type(err).__name__}: {err}"
+    if report is not None and report.ok:
+        log(f"hub: {len(report.landed)} item(s) pushed to {hub.org}/{study}-results")
+        return
+    why = error or (next(iter(report.failed.values())) if report is not None else
+                    f"no answer within hub.wait_s = {hub.wait_s:g} s")
+    runs = left or {run_id: ["record"] for run_id in run_ids}
+    listed = "; ".join(f"{run_id}: {', '.join(items) or 'results'}" for run_id, items in runs.items())
+    log(f"hub: pending for {len(runs)} run(s) after waiting {time.monotonic() - started:.1f} s (hub.wait_s = "
+        f"{hub.wait_s:g}): {listed}; last error: {why}; `ditlaws push {store_root}` completes them")
+
+
 def pending() -> list:
     return list(_PENDING)
 

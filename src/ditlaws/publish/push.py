@@ -177,7 +177,7 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
     record = record if record is not None else run.record
     store = store or hub_store(hub, run.study, api=api, retry=retry)
     report = PushReport()
-    items = (["model"] if hub.push_model and record is not None and run.model_dir else []) + \
+    items = (["model"] if model_due(hub, record, run) else []) + \
             (["record"] if record is not None else []) + (["metrics"] if run.metrics else [])
     write_ledger(run.path, store, run, pending=items)
     if "model" in items and not out_of_time(store, report, ["model"]):
@@ -203,6 +203,11 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
     if staged is not None:
         staged.cleanup()
     return report
+
+
+def model_due(hub: HubConfig, record: dict | None, run: RunFolder) -> bool:
+    """A run folder's push includes its model repo: finished (a record), with a model, and `hub.push_model`."""
+    return bool(hub.push_model and record is not None and run.model_dir)
 
 
 def out_of_time(store: HubStore, report: PushReport, items: list[str]) -> bool:
@@ -330,10 +335,11 @@ def main(argv: list[str] | None = None) -> int:
             what = "is a file, not a folder" if path.exists() else "no such folder"
             raise UserError(f"{path}: {what} (give a run folder or a store folder)")
         store = store_folder(path)
-        started = time.monotonic()
         if store is not None:
             hub = from_arguments(HubConfig, args, section="hub")
-            report = push_store(store, hub, study=args.study, within=hub.wait_s)
+            started = time.monotonic()
+            report = within(lambda: push_store(store, hub, study=args.study, within=hub.wait_s), hub.wait_s) or \
+                PushReport(failed={"store": f"no answer within hub.wait_s = {hub.wait_s:g} s"})
         else:
             run = RunFolder.load(path, args.study)
             check_writable(path / LEDGER, "")  # the ledger of what landed is written there
@@ -341,8 +347,14 @@ def main(argv: list[str] | None = None) -> int:
                                            if k in ("org", "endpoint", "private")}}
             hub = from_arguments(HubConfig, args, section="hub", base={k: v for k, v in base.items()
                                                                       if k in HUB_FIELDS})
-            report = push_run(path, hub, study=args.study,
-                              store=with_deadline(hub_store(hub, run.study), hub.wait_s))
+            hub_run = hub_store(hub, run.study)
+            staged = stage_model(hub_run, run.record, run.model_dir, run) if model_due(hub, run.record, run) \
+                else None  # local work (loading the model), before the Hub's clock starts
+            started = time.monotonic()
+            report = within(lambda: push_run(path, hub, study=args.study, store=with_deadline(hub_run, hub.wait_s),
+                                             staged=staged), hub.wait_s) or unfinished(path, hub)
+            if staged is not None:  # the upload gave up (or is done): the process ends here either way
+                staged.cleanup()
     except UserError as err:
         return report_error(err)
     for item, where in report.landed.items():
@@ -353,6 +365,35 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.monotonic() - started:.1f} s; hub.wait_s = {hub.wait_s:g}, hub.timeout_s = "
               f"{hub.timeout_s:g}): {why}; run the same command again", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def within(fn, seconds: float):
+    """fn() in a daemon thread, waited for at most `seconds`: its result, or None when it is still running (a Hub
+    call stuck past every time limit, inside huggingface_hub's own retries, cannot hold the caller). Its
+    exception is raised here."""
+    import threading
+
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # handed to the caller
+            box["error"] = err
+
+    worker = threading.Thread(target=work, name="hub-push", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def unfinished(run_dir: Path, hub: HubConfig) -> PushReport:
+    """What a push that ran out of time left pending, from the run folder's ledger."""
+    ledger = read_json_if_present(run_dir / LEDGER) or {}
+    why = ledger.get("error") or f"no answer within hub.wait_s = {hub.wait_s:g} s"
+    return PushReport(failed={item: why for item in ledger.get("pending") or ["push"]})
 
 
 HUB_FIELDS = {f.name for f in dataclasses.fields(HubConfig)}

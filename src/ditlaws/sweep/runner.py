@@ -14,6 +14,7 @@ from pathlib import Path
 from ditlaws.config import SweepConfig
 from ditlaws.executors.progress import Outcome, Progress, RunsFailed, has_checkpoint, loss_text
 from ditlaws.locks import folder_lock
+from ditlaws.publish import end_of_study
 from ditlaws.sweep.job import run_job, stored_record, sweep_fingerprint, write_job
 from ditlaws.sweep.plan import PlannedRun, plan_sweep
 
@@ -46,42 +47,9 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
         from ditlaws.sweep.generation import evaluate_generation
 
         ordered = evaluate_generation(sweep, store, ordered, log=log)
-    if sweep.hub.org:
-        finish_pushes(sweep, store, ordered, log)
+    end_of_study(store.root, sweep.hub, sweep.study, [r["run_id"] for r in ordered], log=log)
     log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s)")
     return ordered
-
-
-def finish_pushes(sweep: SweepConfig, store, records: list[dict], log=print) -> None:
-    """The runs' background pushes, then whatever did not land yet (and the generation metrics) to the results
-    repo, all within hub.wait_s; what is still pending is listed (its ledgers keep it for `ditlaws push`)."""
-    import threading
-
-    from ditlaws.publish import push_store, wait_pending
-
-    deadline = time.monotonic() + sweep.hub.wait_s
-    left = wait_pending(sweep.hub.wait_s)
-    outcome: dict = {}
-
-    def push() -> None:
-        try:
-            outcome["report"] = push_store(store.root, sweep.hub, study=sweep.study)
-        except Exception as err:  # a Hub failure never fails the study: it is listed below
-            outcome["error"] = f"{type(err).__name__}: {err}"
-
-    worker = threading.Thread(target=push, name="hub-push-store", daemon=True)
-    worker.start()
-    worker.join(max(0.0, deadline - time.monotonic()))
-    report = outcome.get("report")
-    where = f"{sweep.hub.org}/{sweep.study}-results"
-    if report is not None and report.ok:
-        log(f"hub: {len(report.landed)} item(s) pushed to {where}")
-        return
-    why = outcome.get("error") or (next(iter(report.failed.values())) if report is not None else
-                                   f"no answer within hub.wait_s = {sweep.hub.wait_s:g} s")
-    runs = left or {r["run_id"]: ["record"] for r in records}
-    listed = "; ".join(f"{run_id}: {', '.join(items) or 'results'}" for run_id, items in runs.items())
-    log(f"hub: pending for {len(runs)} run(s) ({listed}) — {why}; `ditlaws push {store.root}` completes them")
 
 
 def lookup(sweep: SweepConfig, store):
