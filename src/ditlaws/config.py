@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +183,6 @@ class RunConfig:
 
 
 RUN_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "hub": HubConfig}
-SECTIONS = RUN_SECTIONS  # the sections of a run config file
 
 # Run settings that change where a run lives or how it is logged and shared, not what it computes.
 NOT_IDENTITY = {"train": ("output_dir", "resume", "overwrite", "log_every", "checkpoint_every", "keep_checkpoints",
@@ -199,10 +197,6 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         for key in keys:
             data.get(section, {}).pop(key, None)
     return {k: v for k, v in data.items() if v}
-
-
-def identity_sha256(cfg: RunConfig) -> str:
-    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()
 
 
 def identity_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
