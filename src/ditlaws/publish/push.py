@@ -20,7 +20,6 @@ import yaml
 
 from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
-from ditlaws.errors import report as report_error
 from ditlaws.jsonio import read_json_if_present, write_json_atomic
 from ditlaws.paths import check_writable
 from ditlaws.store import layout
@@ -180,7 +179,7 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
     items = (["model"] if model_due(hub, record, run) else []) + \
             (["record"] if record is not None else []) + (["metrics"] if run.metrics else [])
     write_ledger(run.path, store, run, pending=items)
-    if "model" in items and not out_of_time(store, report, ["model"]):
+    if "model" in items:
         try:
             report.landed["model"] = put_model_repo(store, run.study, run.run_id, record, run.model_dir, run,
                                                     staged)
@@ -189,7 +188,7 @@ def push_run(run_dir: str | Path, hub: HubConfig, *, study: str | None = None, r
         except Exception as err:
             report.failed["model"] = describe(err)
     results = [i for i in items if i != "model"]
-    if results and not out_of_time(store, report, results):
+    if results:
         try:
             metrics = {(run.study, run.run_id): run.metrics} if run.metrics else {}
             sha = store.put_runs([record] if record is not None else [], metrics)
@@ -211,8 +210,8 @@ def model_due(hub: HubConfig, record: dict | None, run: RunFolder) -> bool:
 
 
 def out_of_time(store: HubStore, report: PushReport, items: list[str]) -> bool:
-    """True (and `items` marked as not tried) when the store's deadline (`stop`) has passed: a push that ran out
-    of its budget tries nothing more."""
+    """True (and `items` marked as not tried) when the store's deadline (`stop`) has passed: a store push that ran
+    out of its budget tries nothing more."""
     if store.stop is None or not store.stop():
         return False
     report.failed.update({item: "not tried: the time for this push ran out" for item in items})
@@ -319,7 +318,7 @@ def store_folder(path: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ditlaws.options import ArgumentParser, add_arguments, from_arguments
+    from ditlaws.options import ArgumentParser, add_arguments, fail, from_arguments
 
     parser = ArgumentParser(prog="ditlaws push", description="Push a run folder or a local run store to the Hub: "
                             "whatever did not reach it (nothing is committed twice).")
@@ -356,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             if staged is not None:  # the upload gave up (or is done): the process ends here either way
                 staged.cleanup()
     except UserError as err:
-        return report_error(err)
+        fail(str(err))
     for item, where in report.landed.items():
         print(f"pushed {item}: {where}")
     if report.failed:
