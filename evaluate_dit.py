@@ -45,7 +45,7 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-    from ditlaws.errors import UserError
+    from ditlaws.errors import UserError, report
 
     try:
         target, cfg, overrides = parse_args(sys.argv[1:] if argv is None else argv)
@@ -77,8 +77,7 @@ def main(argv=None) -> int:
         if record is not None:
             print(f"store: {store_eval(target.store, record, report['summary'])}")
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     print(json.dumps(report["summary"], indent=2, allow_nan=False))
     print(f"wrote {path}")
     return 0

@@ -24,21 +24,19 @@ def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     from ditlaws.config import load_config
-    from ditlaws.errors import UserError
+    from ditlaws.errors import UserError, report
 
     config_path, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         cfg = load_config(config_path, overrides)  # before the heavy imports: a bad config fails in a blink
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from ditlaws.training import EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_USER_ERROR, NonFiniteLossError, train
+        return report(err)
+    from ditlaws.training import EXIT_INTERRUPTED, EXIT_NON_FINITE, NonFiniteLossError, train
 
     try:
         summary = train(cfg)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return report(err)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_NON_FINITE

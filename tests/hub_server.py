@@ -16,6 +16,7 @@ read them back, for model, dataset and space repos, so the real client does real
 Every commit keeps the whole tree (test repos are tiny), so any past revision can be read back. Fault injection:
 `fail_next(k, status)` answers the next k requests with an error, `down()` / `up()` stop and restart listening on
 the same port, `hold(match)` parks a matching request until released (to kill a client mid-push).
+`SilentServer` (fixture `silent_hub`) accepts connections and never answers: a hung Hub or proxy.
 The fixture `hub_server` starts one per test and points huggingface_hub at it (`server.env()` does the same for a
 subprocess). Writes need `Authorization: Bearer <server.token>`.
 """
@@ -433,5 +434,46 @@ def hub_server(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     server.cache_dir = cache
+    yield server
+    server.stop()
+
+
+class SilentServer:
+    """Accepts every connection and never answers (reads nothing, writes nothing, closes nothing until stopped):
+    what a client without time limits waits on forever."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.connections: list = []
+        self._stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def silent_hub():
+    server = SilentServer()
     yield server
     server.stop()

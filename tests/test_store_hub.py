@@ -10,9 +10,10 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants
 
 from ditlaws.config import HubConfig
 from ditlaws.errors import UserError
+from ditlaws.publish.model_repo import load_kept_model
+from ditlaws.publish.push import push_store
 from ditlaws.store import HubStore, LocalStore, open_results, open_store
 from ditlaws.store.cards import validate_card
-from ditlaws.store.push import push_store
 from ditlaws.store.retry import Retry
 
 FAST = Retry(base_s=0.01)
@@ -189,7 +190,7 @@ def test_a_repo_with_only_pickle_weights_is_refused(hub_server, tmp_path):  # no
                                    CommitOperationAdd("diffusion_pytorch_model.bin", b"pickle")], commit_message="p")
     with pytest.raises(UserError, match=r"^org/s-r1: only pickle weights \(diffusion_pytorch_model.bin\); ditlaws "
                                         r"loads safetensors only$"):
-        hub(hub_server).load_model("r1")
+        load_kept_model(hub(hub_server), "r1")
     folder = tmp_path / "pickled"
     folder.mkdir()
     (folder / "config.json").write_text("{}")

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from ditlaws.errors import UserError
+from ditlaws.publish.model_repo import load_kept_model
 from ditlaws.store import LocalStore
 
 
@@ -93,7 +94,7 @@ def test_kept_models_load_from_safetensors_only(tmp_path):
     store = LocalStore(tmp_path / "store")
     store.put_model("r1", tmp_path / "model", card="---\ntags: [x]\n---\n")
     assert (store.model_path("r1") / "README.md").is_file()
-    loaded = store.load_model("r1")
+    loaded = load_kept_model(store, "r1")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(UserError, match="no kept model"):
-        store.load_model("r2")
+        load_kept_model(store, "r2")

@@ -24,9 +24,10 @@ from ditlaws.config import HubConfig, load_config
 from ditlaws.data.encoders import build_text_encoder
 from ditlaws.models import InContextDiT
 from ditlaws.pipeline import DiTPipeline
+from ditlaws.publish.model_repo import load_kept_model
+from ditlaws.publish.push import LEDGER, push_run
 from ditlaws.store import HubStore
 from ditlaws.store.cards import validate_card
-from ditlaws.store.push import LEDGER, push_run
 from ditlaws.store.retry import Retry
 from ditlaws.training import train
 
@@ -119,7 +120,7 @@ def test_a_pushed_run_loads_from_the_hub_with_identical_outputs(hub_server, run_
     remote = load_file(tmp_path / "hub.safetensors")
     assert torch.equal(remote["v"], local["v"]) and torch.equal(remote["images"], local["images"])
     assert hub_server.count("GET", f"/{MODEL}/resolve/") >= 2  # it really came over HTTP
-    assert torch.equal(HubStore("org", "s", endpoint=hub_server.url).load_model(RUN_ID)(
+    assert torch.equal(load_kept_model(HubStore("org", "s", endpoint=hub_server.url), RUN_ID)(
         torch.zeros(1, 3, 16, 16), torch.tensor([0.5]), torch.zeros(1, 8, 16)),
         local_model(torch.zeros(1, 3, 16, 16), torch.tensor([0.5]), torch.zeros(1, 8, 16)))
 

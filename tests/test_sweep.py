@@ -10,7 +10,8 @@ import yaml
 
 from ditlaws.errors import UserError
 from ditlaws.models import build_model
-from ditlaws.sweep import load_sweep, main, plan, run_sweep, sweep_from_dict
+from ditlaws.sweep import load_sweep, main, run_sweep, sweep_from_dict
+from ditlaws.sweep import plan_sweep as plan
 from ditlaws.training.budget import steps_for_budget
 
 BASE = {

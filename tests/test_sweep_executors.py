@@ -22,7 +22,8 @@ from ditlaws.executors.progress import RunsFailed
 from ditlaws.executors.subprocess_pool import child_env
 from ditlaws.locks import _process_start
 from ditlaws.store import LocalStore
-from ditlaws.sweep import main, plan, run_sweep, sweep_from_dict
+from ditlaws.sweep import main, run_sweep, sweep_from_dict
+from ditlaws.sweep import plan_sweep as plan
 from ditlaws.sweep.runner import emit_jobs, pending_runs
 
 ROOT = Path(__file__).resolve().parents[1]

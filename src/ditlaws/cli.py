@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("ditlaws.bench", "main", "benchmark the training step against diffusers' DiT and the matmul peak"),
     "prepare": ("ditlaws.data.prepare", "main", "encode a dataset once into parquet shards (latents + text)"),
     "sweep": ("ditlaws.sweep", "main", "plan and run an isoFLOP sweep"),
-    "push": ("ditlaws.store.push", "main", "push a run folder or a run store to the Hub (what did not land)"),
+    "push": ("ditlaws.publish.push", "main", "push a run folder or a run store to the Hub (what did not land)"),
     "features": ("ditlaws.feature_net.train", "main", "train the built-in feature network once (FID, accuracy)"),
     "space": ("ditlaws.space", "main", "deploy the Gradio Space (the fit's predictions) to a Space repo"),
 }

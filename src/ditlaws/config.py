@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,8 +155,15 @@ class HubConfig:
     endpoint: str | None = option(None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)")
     push_every_s: float = option(300.0, help="seconds between background pushes of metrics.jsonl", gt=0)
     push_model: bool = option(True, help="push the final model (one model repo per run)")
-    wait_s: float = option(120.0, help="at the end of a run, seconds to wait for the final push (what has not "
-                           "landed by then is left to `ditlaws push <run dir>`)", ge=0)
+    wait_s: float = option(120.0, help="at the end of a run (of a sweep), seconds to wait for the final pushes "
+                           "(what has not landed by then is left to `ditlaws push <run dir>`)", ge=0)
+    timeout_s: float = option(30.0, help="seconds one Hub request may take (then it is retried, within wait_s)",
+                              gt=0)
+
+    def check(self) -> None:
+        from ditlaws.store import check_endpoint
+
+        check_endpoint(self.endpoint)
 
 
 @dataclass
@@ -177,7 +183,6 @@ class RunConfig:
 
 
 RUN_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "hub": HubConfig}
-SECTIONS = RUN_SECTIONS  # the sections of a run config file
 
 # Run settings that change where a run lives or how it is logged and shared, not what it computes.
 NOT_IDENTITY = {"train": ("output_dir", "resume", "overwrite", "log_every", "checkpoint_every", "keep_checkpoints",
@@ -192,10 +197,6 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         for key in keys:
             data.get(section, {}).pop(key, None)
     return {k: v for k, v in data.items() if v}
-
-
-def identity_sha256(cfg: RunConfig) -> str:
-    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()
 
 
 def identity_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -390,7 +391,7 @@ class SweepConfig:
     executor: ExecutorConfig = option(default_factory=ExecutorConfig, help="where runs execute")
 
     def check(self) -> None:
-        from ditlaws.store import check_name
+        from ditlaws.store.layout import check_name
 
         check_name("study", self.study)
         if (self.sizes is None) == (self.depths is None):

@@ -1,5 +1,18 @@
-"""Errors that mean "the user asked for something invalid" (as opposed to bugs)."""
+"""Errors that mean "the user asked for something invalid" (as opposed to bugs), and how a command reports them."""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_USER_ERROR = 2
 
 
 class UserError(ValueError):
     """Bad input: the message names the field or file and what would be valid. Scripts exit with code 2."""
+
+
+def report(err: BaseException | str, code: int = EXIT_USER_ERROR) -> int:
+    """What every command's main does with a `UserError`: one line on stderr, `error: <message>`; returns the exit
+    code (2) for the main to return."""
+    print(f"error: {err}", file=sys.stderr)
+    return code

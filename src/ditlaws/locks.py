@@ -37,7 +37,7 @@ from ditlaws.errors import UserError
 FOLDER_LOCK = ".ditlaws.lock"
 
 
-def _process_start(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """The kernel's start time of `pid` (Linux /proc; None elsewhere): tells a live holder from a reused pid."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -47,7 +47,7 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def alive(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -55,7 +55,7 @@ def _alive(pid: int, start: str | None) -> bool:
     except PermissionError:  # exists, owned by another user
         return True
     if start is not None:
-        now = _process_start(pid)
+        now = process_start(pid)
         if now is not None and now != start:
             return False  # the pid was reused by a later process
     return True
@@ -131,7 +131,7 @@ class RunLock:
     def is_stale(self, holder: Holder) -> bool:
         if holder.age() > self.stale_s:
             return True
-        return holder.host == self.host and holder.pid > 0 and not _alive(holder.pid, holder.pid_start)
+        return holder.host == self.host and holder.pid > 0 and not alive(holder.pid, holder.pid_start)
 
     @property
     def held(self) -> bool:
@@ -197,7 +197,7 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex
         tmp = self.path.with_name(f".{self.path.name}.{token}.tmp")
-        info = {"pid": os.getpid(), "host": self.host, "pid_start": _process_start(os.getpid()), "token": token,
+        info = {"pid": os.getpid(), "host": self.host, "pid_start": process_start(os.getpid()), "token": token,
                 "label": self.label, "acquired": time.time()}
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -263,3 +263,6 @@ def file_lock(path: str | Path, **kwargs) -> RunLock:
     """The lock of one file, such as a store record `runs/<study>/<run_id>.json`: `<file>.lock`."""
     path = Path(path)
     return RunLock(path.with_name(path.name + ".lock"), **kwargs)
+
+
+_process_start, _alive = process_start, alive  # the names older code and tests use

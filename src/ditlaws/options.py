@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import difflib
 import math
-import sys
 import types
 import typing
 from typing import Any, Literal, Union
@@ -333,5 +332,6 @@ def _show(value: Any) -> str:
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
     """Print a one-line error and exit (for scripts' top level)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+    from ditlaws.errors import report
+
+    raise SystemExit(report(message, code))

@@ -13,6 +13,7 @@ import torch
 from ditlaws.bench import report
 from ditlaws.bench.architectures import Size
 from ditlaws.errors import UserError
+from ditlaws.errors import report as report_error
 from ditlaws.jsonio import write_json_atomic
 
 SECTIONS = ("peaks", "step", "demo", "eval", "loader")
@@ -124,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     if args.out:
         write_json_atomic(Path(args.out), result)
         print(f"wrote {args.out}")

@@ -34,7 +34,7 @@ from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.files import expand_data_files
 from ditlaws.data.loader import collate_samples
 from ditlaws.devices import resolve_device
-from ditlaws.errors import UserError
+from ditlaws.errors import UserError, report
 from ditlaws.jsonio import write_json_atomic
 from ditlaws.options import ArgumentParser
 from ditlaws.paths import check_writable
@@ -283,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_data_config(args.config, overrides)
         manifest = prepare(cfg, args.split, args.num_samples, args.out, args.batch_size, args.device)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     print(f"wrote {manifest['rows']} rows in {len(manifest['shards'])} shards "
           f"(skipped {sum(manifest['skipped'].values())}) to {Path(args.out or cfg.cache_dir) / args.split}")
     return 0

@@ -16,7 +16,7 @@ from ditlaws.config import SweepConfig
 from ditlaws.executors.progress import Failure, Outcome, Progress, RunsFailed
 
 if TYPE_CHECKING:
-    from ditlaws.sweep.plan import PlannedRun
+    from ditlaws.executors.progress import PlannedRun
 
 KINDS = ("local", "subprocess", "slurm")
 EMITS = ("sbatch", "list")

@@ -20,7 +20,7 @@ from ditlaws.executors.launch import Launch, job_command, launch_for, shell_comm
 from ditlaws.executors.slurm_options import sbatch_directives
 
 if TYPE_CHECKING:
-    from ditlaws.sweep.plan import PlannedRun
+    from ditlaws.executors.progress import PlannedRun
 
 NODE_VARS = ('$SLURM_NODEID', '$MASTER_ADDR', '$MASTER_PORT')
 

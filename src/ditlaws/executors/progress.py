@@ -6,15 +6,22 @@ whatever the process or scheduler said; anything else is a failure, named with t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ditlaws.config import SweepConfig
 from ditlaws.locks import Holder, folder_lock
 
-if TYPE_CHECKING:
-    from ditlaws.sweep.plan import PlannedRun
+
+class PlannedRun(Protocol):
+    """What an executor needs of a planned run (`ditlaws.sweep.plan.PlannedRun` is one): executors sit below the
+    sweep and take its runs, their records (`Progress.lookup`) and job files from it."""
+
+    run_id: str
+    config: Any  # the run's RunConfig (its output_dir is the run folder)
+    plan: Any  # its RunPlan (plan.compute.steps)
 
 
 @dataclass
@@ -46,18 +53,18 @@ class Outcome:
 class Progress:
     """The [i/n] numbering of a sweep's runs and the reading of their records from the store."""
 
-    def __init__(self, sweep: SweepConfig, runs: list[PlannedRun], store, log=print):
-        self.sweep, self.store, self.log = sweep, store, log
+    def __init__(self, sweep: SweepConfig, runs: list[PlannedRun], lookup: Callable[[PlannedRun], dict | None],
+                 log=print):
+        self.sweep, self.lookup, self.log = sweep, lookup, log
         self.position = {r.run_id: i for i, r in enumerate(runs, 1)}
         self.total = len(runs)
 
     def prefix(self, run: PlannedRun) -> str:
-        return f"[{self.position[run.run_id]}/{self.total}] {run.run_id}  steps {run.steps:,}"
+        return f"[{self.position[run.run_id]}/{self.total}] {run.run_id}  steps {run.plan.compute.steps:,}"
 
     def record(self, run: PlannedRun) -> dict | None:
-        from ditlaws.sweep.job import stored_record, sweep_fingerprint
-
-        return stored_record(self.store, self.sweep.study, run.run_id, sweep_fingerprint(run.config, self.sweep.eval))
+        """The run's record in the store (`lookup`, given by the sweep runner: its test of "done")."""
+        return self.lookup(run)
 
     def finished(self, run: PlannedRun, outcome: Outcome, seconds: float, resumed: bool, reason: str,
                  log_path: Path, since_submission: bool = False) -> None:

@@ -23,10 +23,10 @@ from ditlaws.executors.ledger import JobEntry, ledger_path, read_ledger, write_l
 from ditlaws.executors.progress import Outcome, Progress, has_checkpoint, held_elsewhere
 from ditlaws.executors.slurm_options import submitit_parameters
 from ditlaws.executors.task import run_in_job
-from ditlaws.locks import _alive, _process_start, file_lock
+from ditlaws.locks import alive, file_lock, process_start
 
 if TYPE_CHECKING:
-    from ditlaws.sweep.plan import PlannedRun
+    from ditlaws.executors.progress import PlannedRun
 
 
 @dataclass
@@ -99,7 +99,7 @@ def submit(sweep: SweepConfig, runs: list[PlannedRun], launch, cluster: str) -> 
     for run, job in zip(runs, jobs, strict=True):
         entry = JobEntry(job_id=str(job.job_id), cluster=cluster, folder=str(job.paths.folder),
                          stdout=str(job.paths.stdout), stderr=str(job.paths.stderr), submitted=time.time(),
-                         pid_start=_process_start(int(job.job_id)) if cluster == "local" else None)
+                         pid_start=process_start(int(job.job_id)) if cluster == "local" else None)
         submitted.append((run, job, entry))
     return submitted
 
@@ -123,7 +123,7 @@ def ended(job, entry: JobEntry) -> bool:
 
 def local_job_running(pid: int, start: str | None) -> bool:
     """A local job's process exists, is the one that was submitted, and has not exited (a zombie has)."""
-    if not _alive(pid, start):
+    if not alive(pid, start):
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

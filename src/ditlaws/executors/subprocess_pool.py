@@ -21,7 +21,7 @@ from ditlaws.executors.launch import Launch, cpu_cores, free_port, job_command, 
 from ditlaws.executors.progress import Outcome, Progress, has_checkpoint, held_elsewhere
 
 if TYPE_CHECKING:
-    from ditlaws.sweep.plan import PlannedRun
+    from ditlaws.executors.progress import PlannedRun
 
 LOG_FILE = "sweep_job.log"
 POLL_S = 0.2

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ditlaws.data import builtin
-from ditlaws.errors import UserError
+from ditlaws.errors import UserError, report
 from ditlaws.feature_net.network import BuiltinFeatureNet, default_weights
 from ditlaws.options import ArgumentParser, add_arguments, from_arguments, option
 from ditlaws.paths import check_writable
@@ -121,8 +121,7 @@ def main(argv=None) -> int:
         net, accuracy = train_feature_net(cfg.steps, cfg.batch_size, cfg.resolution, cfg.complexity, lr=cfg.lr,
                                           seed=cfg.seed)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     net.save(out)
     print(f"wrote {out}; held-out per-cell accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ditlaws.errors import UserError
+from ditlaws.errors import UserError, report
 from ditlaws.laws.compare import compare, seeds_for
 from ditlaws.laws.document import study_doc, write_fit_json
 from ditlaws.laws.ood import ood_fit
@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs, options = parse(argv)
         doc = run(inputs, options)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report(e)
     from ditlaws.laws.report import answer
 
     for line in notes(doc):

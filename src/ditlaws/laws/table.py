@@ -29,6 +29,7 @@ import numpy as np
 
 from ditlaws.errors import UserError
 from ditlaws.laws.metrics import COLUMNS
+from ditlaws.store.layout import SHAPE
 
 FLOP_CONVENTIONS = ("6nd", "closed_form")
 REQUIRED_COLUMNS = ("N", "D", "loss")
@@ -110,13 +111,12 @@ def load_runs(path: str | Path, flops: str = "6nd", *, flag: str = "--runs", str
     if not path.exists():
         raise UserError(f"{flag}: {path} does not exist (give a CSV file or a run-store folder)")
     if path.is_dir():
-        from ditlaws.store import LocalStore
+        from ditlaws.store import LocalStore, is_store
 
-        if not (path / "runs").is_dir():
+        if not is_store(path):
             hint = f"; did you mean {path.parent.parent}?" if path.parent.name == "runs" or path.name == "runs" \
                 else ""
-            raise UserError(f"{flag}: {path} is not a run store (no runs/ folder; expected "
-                            f"<store>/runs/<study>/<run_id>.json){hint}")
+            raise UserError(f"{flag}: {path} is not a run store (no runs/ folder; expected {SHAPE}){hint}")
         return table_from_store(LocalStore(path), flops=flops, strict=strict, drop_duplicates=drop_duplicates,
                                 source=str(path), flag=flag)
     if path.suffix.lower() != ".csv":
@@ -144,19 +144,17 @@ def table_from_store(store, *, flops: str = "6nd", strict: bool = False, drop_du
             rows.append(_record_row(item.record, item.where, item.study))
         except RowError as e:
             skipped.append({"where": item.where, "reason": str(e)})
+    table = _to_table(rows, source, digest.hexdigest(), flops, "store", provenance, strict=False) if rows else None
+    skipped += table.skipped if table is not None else []
     if skipped and strict:
         s = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         raise UserError(f"{s['where']}: {s['reason']}{more}; --strict makes malformed records fatal")
-    if not rows:
+    if table is None:
         why = f"; {len(skipped)} record(s) skipped, first: {skipped[0]['where']}: {skipped[0]['reason']}" \
             if skipped else ""
-        raise UserError(f"{flag}: no usable run records in {source} (expected runs/<study>/<run_id>.json){why}")
-    table = _to_table(rows, source, digest.hexdigest(), flops, "store", provenance, strict=False)
-    table.skipped = skipped + table.skipped
-    if table.skipped and strict:
-        s = table.skipped[0]
-        raise UserError(f"{s['where']}: {s['reason']}; --strict makes malformed records fatal")
+        raise UserError(f"{flag}: no usable run records in {source} (expected {SHAPE}){why}")
+    table.skipped = skipped
     if not len(table):
         raise UserError(f"{flag}: every run record in {source} was malformed (first: {table.skipped[0]['where']}: "
                         f"{table.skipped[0]['reason']})")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ditlaws.errors import UserError
+from ditlaws.errors import UserError, report
 
 
 def _parser():
@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         out = deploy(args.repo, fit=args.fit, runs=args.runs, presets=args.presets, results_repo=args.results_repo,
                      revision=args.revision, endpoint=args.endpoint, private=args.private or None, app=args.app_dir)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report(e)
     print(json.dumps({k: out[k] for k in ("url", "commit", "files", "fit", "presets")}, indent=1))
     return 0

@@ -26,6 +26,7 @@ from ditlaws.errors import UserError
 from ditlaws.laws.predict import load_fit
 from ditlaws.space.presets import presets_from_records
 from ditlaws.space.source import read_presets, read_records
+from ditlaws.store.layout import is_store, require_store
 
 APP_FILES = ("app.py", "README.md", "requirements.txt")
 
@@ -77,9 +78,9 @@ def stage(folder: Path, *, fit: str | Path | None, runs: str | Path | None = Non
                        "sha256": hashlib.sha256(Path(fit).read_bytes()).hexdigest()}
         if table is None:
             root = Path(runs) if runs else Path((result.root.get("provenance") or {}).get("root") or "")
-            if runs and not (root / "runs").is_dir():
-                raise UserError(f"--runs: {root} is not a run store (no runs/ folder)")
-            if (root / "runs").is_dir():
+            if runs:
+                require_store(root, "--runs")
+            if is_store(root):
                 table = presets_from_records(read_records(root, [result.study]))
     if table is not None:
         (folder / "presets.json").write_text(json.dumps(table, indent=1) + "\n")

@@ -20,6 +20,7 @@ from ditlaws.errors import UserError
 from ditlaws.jsonio import read_json_if_present
 from ditlaws.laws.predict import FitResult, load_fit
 from ditlaws.space.presets import presets_from_records
+from ditlaws.store.layout import is_store, require_store
 
 FIT_PATHS = ("fit/fit.json", "fit.json")  # where a results repo keeps its fit (first found wins)
 ENV_REPO, ENV_REVISION, ENV_FIT = "DITLAWS_RESULTS_REPO", "DITLAWS_RESULTS_REVISION", "DITLAWS_FIT"
@@ -69,11 +70,9 @@ def from_fit_file(path: str | Path, runs: str | Path | None = None, presets: str
     from when it still exists (fit.json ``provenance.root``)."""
     fit = load_fit(path)
     origin = str(path)
-    root = Path(runs) if runs else None
-    if root is not None and not (root / "runs").is_dir():
-        raise UserError(f"--runs: {root} is not a run store (no runs/ folder)")
+    root = require_store(runs, "--runs") if runs else None
     prov = fit.root.get("provenance") or {}
-    if root is None and prov.get("kind") == "local" and (Path(prov.get("root", "")) / "runs").is_dir():
+    if root is None and prov.get("kind") == "local" and is_store(prov.get("root", "")):
         root = Path(prov["root"])
     records = read_records(root, fit.studies) if root else []
     if root:

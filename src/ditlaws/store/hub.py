@@ -17,26 +17,25 @@ from __future__ import annotations
 import copy
 import json
 import re
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ditlaws.errors import UserError
 from ditlaws.store.cards import model_repo_name, results_card, results_repo_name
-from ditlaws.store.local import LocalStore, StoredRecord, check_name, complete_lines, merge
-from ditlaws.store.retry import Retry, describe, is_transient, log
+from ditlaws.store.layout import (
+    RECORD_PATH,
+    check_name,
+    check_record,
+    check_safetensors,
+    metrics_path,
+    model_files,
+    record_path,
+)
+from ditlaws.store.local import LocalStore, StoredRecord, complete_lines, merge
+from ditlaws.store.retry import Retry, describe, is_transient, log, use_timeout
 
-RECORD_PATH = re.compile(r"^runs/([^/]+)/([^/]+)\.json$")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}[A-Za-z0-9]$")
-
-
-def record_path(study: str, run_id: str) -> str:
-    return f"runs/{check_name('study', study)}/{check_name('run id', run_id)}.json"
-
-
-def metrics_path(study: str, run_id: str) -> str:
-    return f"runs/{check_name('study', study)}/{check_name('run id', run_id)}/metrics.jsonl"
 
 
 def record_bytes(record: dict[str, Any]) -> bytes:
@@ -52,6 +51,22 @@ def check_repo_id(repo_id: str, what: str) -> str:
     return repo_id
 
 
+def check_endpoint(endpoint: str | None, what: str = "hub.endpoint") -> str | None:
+    """An endpoint is an http(s) URL with a host (None: HF_ENDPOINT or huggingface.co)."""
+    from urllib.parse import urlsplit
+
+    if endpoint is None:
+        return None
+    try:
+        parts = urlsplit(str(endpoint))
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:  # a bad port
+        ok = False
+    if not ok or any(c.isspace() for c in str(endpoint)):
+        raise UserError(f"{what} {endpoint!r}: give an http(s) URL such as https://huggingface.co")
+    return str(endpoint).rstrip("/")
+
+
 class HubStore:
     """A study's run store on the Hub. `revision` pins what the reading methods see (default: the latest commit,
     taken at the first read and again after each write)."""
@@ -65,17 +80,19 @@ class HubStore:
         if not isinstance(org, str) or not org or "/" in org:
             raise UserError(f"hub.org {org!r}: give the Hub user or organisation name (no '/')")
         self.org, self.study = org, check_name("study", study)
-        self.api = api if api is not None else HfApi(endpoint=endpoint)
+        self.api = api if api is not None else HfApi(endpoint=check_endpoint(endpoint))
         self.endpoint = self.api.endpoint
         self.private = private
         self.cache_dir = str(cache_dir) if cache_dir is not None else None
         self.pinned = revision
         self.retry = retry or Retry()
+        use_timeout(self.retry.timeout_s)
         self.stop: Callable[[], bool] | None = None  # set by a publisher: give up retrying when it returns True
         self.results_repo = check_repo_id(results_repo_name(org, study), f"study {study!r}")
         self._reader: LocalStore | None = None
         self._ensured: set[tuple[str, str]] = set()
         self._blobs: dict[str, dict | None] = {}  # git blob id -> parsed record
+        self.last_commit: str | None = None  # the sha of this store's latest commit
 
     @property
     def spec(self) -> str:
@@ -130,8 +147,8 @@ class HubStore:
     def has_run(self, study: str, run_id: str) -> bool:
         return self.reader().has_run(study, run_id)
 
-    def run_path(self, study: str, run_id: str) -> str:
-        return record_path(study, run_id)
+    def run_path(self, study: str, run_id: str) -> PurePosixPath:
+        return PurePosixPath(record_path(study, run_id))
 
     def provenance(self) -> dict[str, Any]:
         return self.reader().provenance()
@@ -140,14 +157,15 @@ class HubStore:
         return self.reader().revision()
 
     # ---- writing -------------------------------------------------------------------------------------------------
-    def put_run(self, record: dict[str, Any]) -> str:
+    def put_run(self, record: dict[str, Any]) -> PurePosixPath:
+        """The record in one commit; returns its path in the results repo (the commit sha is `last_commit`)."""
         self.put_runs([record])
-        return record_path(record["study"], record["run_id"])
+        return self.run_path(record["study"], record["run_id"])
 
     def merge_run(self, record: dict[str, Any]) -> dict[str, Any]:
         """Merge `record` into the stored record of its run (created when absent), atomically on the latest
         commit; returns the merged record."""
-        _check_record(record)
+        check_record(record)
         path = record_path(record["study"], record["run_id"])
         merged: dict[str, Any] = {}
 
@@ -179,7 +197,7 @@ class HubStore:
         card; returns the commit sha (the current one when nothing changed)."""
         files: dict[str, bytes] = {}
         for record in records:
-            _check_record(record)
+            check_record(record)
             files[record_path(record["study"], record["run_id"])] = record_bytes(record)
         for (study, run_id), path in (metrics or {}).items():
             data = complete_lines(Path(path).read_bytes())
@@ -189,23 +207,25 @@ class HubStore:
         message = message or f"ditlaws: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
         return self._commit_results(lambda current: dict(files), message)
 
-    def put_metrics(self, study: str, run_id: str, path: str | Path) -> str:
-        """A run's metrics.jsonl so far (complete lines) to runs/<study>/<run_id>/metrics.jsonl."""
+    def put_metrics(self, study: str, run_id: str, path: str | Path) -> PurePosixPath:
+        """A run's metrics.jsonl so far (complete lines) to runs/<study>/<run_id>/metrics.jsonl; returns that path
+        (the commit sha is `last_commit`)."""
         data = complete_lines(Path(path).read_bytes())
-        return self._commit_files(self.results_repo, "dataset", {metrics_path(study, run_id): data},
-                                  f"ditlaws: metrics of run {run_id}")
+        self._commit_files(self.results_repo, "dataset", {metrics_path(study, run_id): data},
+                           f"ditlaws: metrics of run {run_id}")
+        return PurePosixPath(metrics_path(study, run_id))
 
-    def put_model(self, run_id: str, folder: str | Path, *, study: str | None = None, card: str | None = None,
-                  data_config=None, train_config: str | None = None) -> str:
-        """Push a diffusers model folder as the run's model repo (with the DiTPipeline parts, the card and the
-        shipped config); returns the repo id."""
-        from ditlaws.store.model_repo import stage_model_repo
-
+    def put_model(self, run_id: str, folder: str | Path, *, study: str | None = None,
+                  card: str | None = None) -> PurePosixPath:
+        """A model folder (`layout.model_files`: the transformer, and the pipeline parts and shipped config that
+        `ditlaws.publish` staged beside it) as the run's model repo, with `card` as README.md; returns the repo
+        id."""
         repo = self.model_repo(run_id, study)
-        with tempfile.TemporaryDirectory(prefix="ditlaws-model-") as tmp:
-            files = stage_model_repo(folder, Path(tmp), card=card, data_config=data_config, train_config=train_config)
-            self._commit_files(repo, "model", files, f"ditlaws: model of run {run_id}")
-        return repo
+        files: dict[str, bytes | Path] = dict(model_files(folder))
+        if card is not None:
+            files["README.md"] = card.encode()
+        self._commit_files(repo, "model", files, f"ditlaws: model of run {run_id}")
+        return PurePosixPath(repo)
 
     def put_fit(self, fit_dir: str | Path) -> str:
         """A fit_laws.py output folder (fit.json, report.md, figures) to fit/ in the results repo, where the Space
@@ -217,12 +237,11 @@ class HubStore:
                  if p.is_file() and p.suffix in (".json", ".md", ".png", ".csv")}
         return self._commit_files(self.results_repo, "dataset", files, "ditlaws: fit")
 
-    def load_model(self, run_id: str, *, study: str | None = None, revision: str | None = None):
-        """The model of a run from its model repo: safetensors only (a repo with only pickle weights is refused)."""
+    def fetch_model(self, run_id: str, *, study: str | None = None, revision: str | None = None) -> Path:
+        """The run's model repo downloaded (configs and safetensors only; a repo with only pickle weights is
+        refused); `ditlaws.publish.load_kept_model` loads it."""
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-        from ditlaws.store.model_repo import check_safetensors, load_model_folder
 
         repo = self.model_repo(run_id, study)
         try:
@@ -230,10 +249,10 @@ class HubStore:
         except (RepositoryNotFoundError, RevisionNotFoundError):
             raise UserError(f"{repo}: no such model repo or revision on {self.endpoint}") from None
         check_safetensors([s.rfilename for s in info.siblings or []], repo)
-        path = self._call(lambda: snapshot_download(repo, revision=info.sha, endpoint=self.endpoint,
-                                                    cache_dir=self.cache_dir,
-                                                    allow_patterns=["*.json", "*.safetensors"]), f"download of {repo}")
-        return load_model_folder(path)
+        return Path(self._call(lambda: snapshot_download(repo, revision=info.sha, endpoint=self.endpoint,
+                                                         cache_dir=self.cache_dir,
+                                                         allow_patterns=["*.json", "*.safetensors"]),
+                               f"download of {repo}"))
 
     # ---- commits -------------------------------------------------------------------------------------------------
     def _call(self, fn, what: str):
@@ -256,7 +275,7 @@ class HubStore:
             ops = [CommitOperationAdd(p, f if isinstance(f, bytes) else str(f)) for p, f in sorted(files.items())]
             return self.api.create_commit(repo_id, ops, commit_message=message, repo_type=repo_type).oid
 
-        sha = self._call(attempt, f"commit to {repo_id}")
+        sha = self.last_commit = self._call(attempt, f"commit to {repo_id}")
         if repo_id == self.results_repo:
             self._reader = None
         log.info("hub: %s -> %s@%s", message, repo_id, sha[:10])
@@ -281,7 +300,7 @@ class HubStore:
             return self.api.create_commit(self.results_repo, ops, commit_message=message, repo_type="dataset",
                                           parent_commit=head).oid
 
-        sha = self._call(attempt, f"commit to {self.results_repo}")
+        sha = self.last_commit = self._call(attempt, f"commit to {self.results_repo}")
         self._reader = None
         log.info("hub: %s -> %s@%s", message, self.results_repo, sha[:10])
         return sha
@@ -305,12 +324,6 @@ class HubStore:
                     self._blobs[f.blob_id] = None
             out[f.path] = copy.deepcopy(self._blobs[f.blob_id])
         return out
-
-
-def _check_record(record: dict[str, Any]) -> None:
-    for key in ("study", "run_id"):
-        if key not in record:
-            raise UserError(f"run record: missing field {key!r}")
 
 
 def _card_ready(record: dict, path: str) -> bool:

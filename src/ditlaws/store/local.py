@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,15 +19,8 @@ from typing import Any
 
 from ditlaws.errors import UserError
 from ditlaws.jsonio import write_json_atomic
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-def check_name(kind: str, name: str) -> str:
-    """Study and run ids become path segments and Hub file names: keep them to a safe alphabet."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise UserError(f"{kind} {name!r}: use letters, digits, '.', '_' and '-' (1-96 chars, no '..')")
-    return name
+from ditlaws.store import layout
+from ditlaws.store.layout import RUNS, check_name, check_record
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -67,12 +59,10 @@ class LocalStore:
         return str(self.root)
 
     def run_path(self, study: str, run_id: str) -> Path:
-        return self.root / "runs" / check_name("study", study) / f"{check_name('run id', run_id)}.json"
+        return self.root / layout.record_path(study, run_id)
 
     def put_run(self, record: dict[str, Any]) -> Path:
-        for key in ("study", "run_id"):
-            if key not in record:
-                raise UserError(f"run record: missing field {key!r}")
+        check_record(record)
         path = self.run_path(record["study"], record["run_id"])
         write_json_atomic(path, record, sort_keys=True)
         return path
@@ -82,9 +72,7 @@ class LocalStore:
 
     def merge_run(self, record: dict[str, Any]) -> dict[str, Any]:
         """Merge `record` into the stored record of its run (creating it when absent); returns the result."""
-        for key in ("study", "run_id"):
-            if key not in record:
-                raise UserError(f"run record: missing field {key!r}")
+        check_record(record)
         if self.has_run(record["study"], record["run_id"]):
             return self.update_run(record["study"], record["run_id"], record)
         self.put_run(record)
@@ -103,20 +91,20 @@ class LocalStore:
         return _read_record(path)
 
     def studies(self) -> list[str]:
-        runs = self.root / "runs"
+        runs = self.root / RUNS
         return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
 
     def list_runs(self, study: str | None = None) -> list[dict[str, Any]]:
         studies = [check_name("study", study)] if study else self.studies()
         records = []
         for name in studies:
-            records += [_read_record(p) for p in sorted((self.root / "runs" / name).glob("*.json"))]
+            records += [_read_record(p) for p in sorted((self.root / RUNS / name).glob("*.json"))]
         return records
 
     def iter_records(self, study: str | None = None) -> Iterator[StoredRecord]:
         """Every record file of a study (or of all studies), in name order; unreadable ones carry an error."""
         for name in [check_name("study", study)] if study else self.studies():
-            for path in sorted((self.root / "runs" / name).glob("*.json")):
+            for path in sorted((self.root / RUNS / name).glob("*.json")):
                 try:
                     record = json.loads(path.read_bytes())
                 except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -135,7 +123,7 @@ class LocalStore:
         return {"kind": "local", "root": str(self.root), "revision": self.revision()}
 
     def metrics_path(self, study: str, run_id: str) -> Path:
-        return self.root / "runs" / check_name("study", study) / check_name("run id", run_id) / "metrics.jsonl"
+        return self.root / layout.metrics_path(study, run_id)
 
     def put_metrics(self, study: str, run_id: str, path: str | Path) -> Path:
         """Copy a run's metrics.jsonl (its complete lines) to runs/<study>/<run_id>/metrics.jsonl."""
@@ -146,18 +134,17 @@ class LocalStore:
         os.replace(tmp, dst)
         return dst
 
-    def put_model(self, run_id: str, folder: str | Path, *, card: str | None = None) -> Path:
-        """Copy a diffusers model folder (safetensors + config; pickle weights are refused) into the store, with
-        its model card as README.md when given."""
-        from ditlaws.store.model_repo import model_files
-
-        src = Path(folder)
-        files = model_files(src)
-        dst = self.root / "models" / check_name("run id", run_id)
+    def put_model(self, run_id: str, folder: str | Path, *, study: str | None = None,
+                  card: str | None = None) -> Path:
+        """Copy a model folder (`layout.model_files`: safetensors + config, pickle weights refused) into
+        models/<run_id>/, with its model card as README.md when given (`study` is the Hub's repo name part)."""
+        files = layout.model_files(folder)
+        dst = self.model_path(run_id)
         tmp = dst.with_name(f".{dst.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for name, path in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, tmp / name)
         if card is not None:
             (tmp / "README.md").write_text(card)
@@ -166,16 +153,16 @@ class LocalStore:
         return dst
 
     def model_path(self, run_id: str) -> Path:
-        return self.root / "models" / check_name("run id", run_id)
+        return self.root / layout.model_path(run_id)
 
-    def load_model(self, run_id: str):
-        """The kept model of a run (safetensors only)."""
-        from ditlaws.store.model_repo import load_model_folder
-
+    def fetch_model(self, run_id: str, *, study: str | None = None, revision: str | None = None) -> Path:
+        """The folder of a run's kept model (checked: safetensors only); `ditlaws.publish.load_kept_model`
+        loads it."""
         path = self.model_path(run_id)
         if not path.is_dir():
             raise UserError(f"{path}: no kept model for run {run_id!r} in the store")
-        return load_model_folder(path)
+        layout.check_safetensors((p.name for p in path.iterdir()), str(path))
+        return path
 
     def revision(self) -> str:
         """A content fingerprint of all run records (a local stand-in for a Hub commit sha); for a Hub snapshot,
@@ -183,7 +170,7 @@ class LocalStore:
         if self.source and self.source.get("revision"):
             return str(self.source["revision"])
         digest = hashlib.sha256()
-        for path in sorted((self.root / "runs").glob("*/*.json")):
+        for path in sorted((self.root / RUNS).glob("*/*.json")):
             digest.update(str(path.relative_to(self.root)).encode())
             digest.update(path.read_bytes())
         return "local-" + digest.hexdigest()[:16]

@@ -65,6 +65,7 @@ class Retry:
     base_s: float = 1.0
     max_s: float = 30.0
     conflicts: int = 20
+    timeout_s: float = 30.0  # one HTTP request's limit (`use_timeout`)
 
     def wait(self, attempt: int) -> float:
         return min(self.max_s, self.base_s * 2 ** attempt) * (0.75 + 0.5 * random.random())
@@ -93,3 +94,25 @@ class Retry:
                     if stop is not None and stop():
                         raise
                     time.sleep(min(0.1, end - time.monotonic()))
+
+
+_TIMEOUT: list[float | None] = [None]
+
+
+def use_timeout(seconds: float) -> None:
+    """Give every huggingface_hub HTTP request a time limit (its default client has none, so an endpoint that
+    accepts a connection and never answers would hold a push forever); a request that runs out is a transient
+    failure, retried within the caller's budget. Process-wide; the shared client is replaced only on a change."""
+    if _TIMEOUT[0] == seconds:
+        return
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    def client() -> httpx2.Client:
+        made = default_client_factory()
+        made.timeout = httpx2.Timeout(seconds)
+        return made
+
+    set_client_factory(client)
+    _TIMEOUT[0] = seconds

@@ -15,9 +15,7 @@ from ditlaws.sweep.job import run_job, sweep_fingerprint
 from ditlaws.sweep.plan import PlannedRun, format_plan, load_sweep, plan_sweep, run_config, sweep_from_dict
 from ditlaws.sweep.runner import run_sweep
 
-plan = plan_sweep  # the planner under its short name
-
-__all__ = ["PlannedRun", "SweepConfig", "format_plan", "load_sweep", "plan", "plan_sweep", "run_config", "run_job",
+__all__ = ["PlannedRun", "SweepConfig", "format_plan", "load_sweep", "plan_sweep", "run_config", "run_job",
            "run_sweep", "sweep_fingerprint", "sweep_from_dict"]
 
 

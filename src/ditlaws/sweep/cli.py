@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from ditlaws.errors import UserError
+from ditlaws.errors import UserError, report
 from ditlaws.executors import EMITS, KINDS
 from ditlaws.options import ArgumentParser
 
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             return next_main(argv[1:])
         return sweep_main(argv)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     except RunsFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -37,15 +37,18 @@ def sweep_fingerprint(cfg: RunConfig, eval_cfg: EvalConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def job_spec(cfg: RunConfig, sweep: SweepConfig) -> dict:
-    return {"config": json.loads(json.dumps(cfg.to_dict(), default=list)), "eval": dataclasses.asdict(sweep.eval),
+def job_spec(cfg: RunConfig, sweep: SweepConfig, plan=None) -> dict:
+    spec = {"config": json.loads(json.dumps(cfg.to_dict(), default=list)), "eval": dataclasses.asdict(sweep.eval),
             "store": str(sweep.store_dir), "keep_models": sweep.keep_models, "study": sweep.study,
             "fingerprint": sweep_fingerprint(cfg, sweep.eval)}
+    if plan is not None:  # the sweep's plan of the run, so training does not plan (open the data) again
+        spec["plan"] = plan_to_dict(plan)
+    return spec
 
 
-def write_job(cfg: RunConfig, sweep: SweepConfig) -> Path:
+def write_job(cfg: RunConfig, sweep: SweepConfig, plan=None) -> Path:
     path = Path(cfg.train.output_dir) / JOB_FILE
-    write_json_atomic(path, job_spec(cfg, sweep))
+    write_json_atomic(path, job_spec(cfg, sweep, plan))
     return path
 
 
@@ -60,13 +63,17 @@ def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | No
     return record
 
 
-def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
-    """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store.
+def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True) -> dict:
+    """Train (or resume) the run of a job file with the sweep's plan, measure its validation loss, and end it
+    through the end-of-run hook (`ditlaws.publish.end_of_run`: record -> store -> model and Hub).
 
     The run folder's lock is taken by training (or passed in by a caller that holds it, as the in-process runner
-    does); a folder another process is working in is a `LockBusy` error naming it."""
+    does); a folder another process is working in is a `LockBusy` error naming it. Hub pushes run in the
+    background: `wait` bounds the wait at the end by hub.wait_s; `wait=False` leaves them to the caller
+    (`ditlaws.publish.wait_pending`)."""
     from accelerate import PartialState
 
+    from ditlaws.publish import end_of_run
     from ditlaws.store import LocalStore
     from ditlaws.training import train
 
@@ -74,11 +81,14 @@ def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
     spec = read_job_file(run_dir)
     cfg = config_from_dict(spec["config"], source=str(run_dir / JOB_FILE))
     eval_cfg = section_from_dict(SweepEvalConfig, spec["eval"], "eval")
+    plan = plan_from_dict(spec["plan"], run_dir / JOB_FILE) if spec.get("plan") is not None else None
     store = LocalStore(spec["store"])
     record = stored_record(store, spec["study"], cfg.train.run_id, spec["fingerprint"])
     if record is not None:
         return record
-    summary = train(cfg, lock=lock)
+    handed: dict = {}  # training's publisher, for the pushes after the evaluation
+    summary = train(cfg, plan=plan, lock=lock, end=lambda summary, model_dir, publisher: handed.update(
+        publisher=publisher))
     if not PartialState().is_main_process:
         return summary
     summary.pop("replica_param_sha256", None)
@@ -86,20 +96,26 @@ def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
     record = {**summary, "eval": {"val_loss": val},
               "sweep": {"study": spec["study"], "config_sha256": spec["fingerprint"],
                         "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}, "output_dir": str(run_dir)}}
-    if spec["keep_models"]:
-        record["sweep"]["model_dir"] = str(store.put_model(cfg.train.run_id, run_dir / "model"))
-    from ditlaws.locks import file_lock
-
-    with file_lock(store.run_path(spec["study"], cfg.train.run_id), label="sweep job", timeout=30):
-        store.put_run(record)
-    if cfg.hub.org:  # the evaluated record replaces the training summary the run pushed; never fails the job
-        from ditlaws.store.push import push_run
-
-        report = push_run(run_dir, cfg.hub, record=record)
-        if not report.ok:
-            failed = "; ".join(f"{k}: {v}" for k, v in report.failed.items())
-            log(f"hub: {cfg.train.run_id} not fully pushed ({failed}); `ditlaws push {run_dir}` later")
+    end_of_run(run_dir, cfg.hub, record, model_dir=run_dir / "model", store=store, keep_model=spec["keep_models"],
+               publisher=handed.get("publisher"), wait=wait)
     return record
+
+
+def plan_to_dict(plan) -> dict:
+    return {"run_id": plan.run_id, "family": plan.family, "model_kwargs": dict(plan.model_kwargs),
+            "compute": dataclasses.asdict(plan.compute)}
+
+
+def plan_from_dict(data, where: Path):
+    """A job file's plan back as a `RunPlan` (the same numbers the sweep listed)."""
+    from ditlaws.training.budget import ComputePlan
+    from ditlaws.training.plan import RunPlan
+
+    try:
+        return RunPlan(run_id=data["run_id"], family=data["family"], model_kwargs=dict(data["model_kwargs"]),
+                       compute=ComputePlan(**data["compute"]))
+    except (KeyError, TypeError) as err:
+        raise UserError(f"{where}: the job's plan is not valid ({err}); run the sweep again to rewrite it") from None
 
 
 def read_job_file(run_dir: Path) -> dict:

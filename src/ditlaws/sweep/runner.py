@@ -14,7 +14,8 @@ from pathlib import Path
 from ditlaws.config import SweepConfig
 from ditlaws.executors.progress import Outcome, Progress, RunsFailed, has_checkpoint, loss_text
 from ditlaws.locks import folder_lock
-from ditlaws.sweep.job import run_job, write_job
+from ditlaws.publish import end_of_study
+from ditlaws.sweep.job import run_job, stored_record, sweep_fingerprint, write_job
 from ditlaws.sweep.plan import PlannedRun, plan_sweep
 
 
@@ -28,7 +29,7 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
     store = LocalStore(sweep.store_dir)
     started = time.perf_counter()
     runs, records, todo = pending_runs(sweep, store, log)
-    progress = Progress(sweep, runs, store, log)
+    progress = Progress(sweep, runs, lookup(sweep, store), log)
     if sweep.executor.kind == "local":
         outcome = run_in_process(todo, progress)
     else:
@@ -46,20 +47,21 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
         from ditlaws.sweep.generation import evaluate_generation
 
         ordered = evaluate_generation(sweep, store, ordered, log=log)
-    if sweep.hub.org:  # whatever did not land yet (and the generation metrics) goes to the results repo
-        from ditlaws.store.push import push_store
-
-        report = push_store(store.root, sweep.hub, study=sweep.study)
-        log(f"hub: {len(report.landed)} item(s) pushed to {sweep.hub.org}/{sweep.study}-results"
-            + (f", {len(report.failed)} failed (run `ditlaws push {store.root}` later)" if report.failed else ""))
+    end_of_study(store.root, sweep.hub, sweep.study, [r["run_id"] for r in ordered], log=log)
     log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s)")
     return ordered
+
+
+def lookup(sweep: SweepConfig, store):
+    """A planned run -> its record in the store with the sweep's fingerprint (None: not done); the executors'
+    test of "done"."""
+    return lambda run: stored_record(store, sweep.study, run.run_id, sweep_fingerprint(run.config, sweep.eval))
 
 
 def pending_runs(sweep: SweepConfig, store, log=print) -> tuple[list[PlannedRun], dict[str, dict], list[PlannedRun]]:
     """The sweep's runs, the records the store already holds, and the runs still to do (their job files written)."""
     runs = [r for r in plan_sweep(sweep) if r.skip_reason is None]
-    progress = Progress(sweep, runs, store, log)
+    progress = Progress(sweep, runs, lookup(sweep, store), log)
     records: dict[str, dict] = {}
     todo: list[PlannedRun] = []
     for run in runs:
@@ -70,7 +72,7 @@ def pending_runs(sweep: SweepConfig, store, log=print) -> tuple[list[PlannedRun]
         else:
             todo.append(run)
     for run in todo:
-        write_job(run.config, sweep)
+        write_job(run.config, sweep, run.plan)
     return runs, records, todo
 
 
@@ -110,7 +112,8 @@ def run_in_process(todo: list[PlannedRun], progress: Progress) -> Outcome:
                 continue
             resumed = has_checkpoint(run)
             t0 = time.perf_counter()
-            outcome.records[run.run_id] = record = run_job(run.config.train.output_dir, log=log, lock=lock)
+            outcome.records[run.run_id] = record = run_job(run.config.train.output_dir, log=log, lock=lock,
+                                                               wait=False)
         finally:
             lock.release()
         log(f"{progress.prefix(run)}  {'resumed, ' if resumed else ''}trained + evaluated in "

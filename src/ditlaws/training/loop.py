@@ -65,6 +65,7 @@ class Run:
     wall_before: float
     faults: Faults
     publisher: object | None = None
+    end: object | None = None  # the end-of-run call: end(summary, model_dir, publisher), main process
     lock: object | None = None  # the run folder's lock (main process), checked at checkpoints
     started: float = 0.0
 
@@ -80,28 +81,40 @@ class Run:
         return self.wall_before + time.perf_counter() - self.started
 
 
-def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None) -> dict:
+def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None) -> dict:
     """Run (or resume) one training run; returns the run record that is also written to summary.json.
 
-    `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it); without it the
-    plan is made here from the data stream's geometry. The run folder is locked for the run (`ditlaws.locks`; a
-    folder another process is training in is refused, naming it); a caller that holds the lock passes it in."""
+    `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it and checked
+    against the data's geometry here); without it the plan is made here from the data stream's geometry. The run
+    folder is locked for the run (`ditlaws.locks`; a folder another process is training in is refused, naming it);
+    a caller that holds the lock passes it in. At the end the main process calls `end(summary, model_dir,
+    publisher)`; without it, the end-of-run hook (`ditlaws.publish.end_of_run`: the Hub when `hub.org` is set).
+    A caller that records the run itself (a sweep job) passes its own `end` and calls the hook later."""
     output = Path(cfg.train.output_dir)
     run_dir.check_folder(output)
     with run_dir.locked(output, lock) as held:
         state = run_dir.claim(cfg, output)
         if state.status == "finished":
-            if cfg.hub.org and held is not None:  # what did not reach the Hub yet goes now (idempotent)
-                from ditlaws.store.push import push_run
+            summary = read_json(state.summary_path)
+            if held is not None:  # what did not reach the Hub yet goes now (idempotent)
+                (end or _end_of_run(cfg, output))(summary, output / "model", None)
+            return summary
+        return _train(cfg, plan, output, held, end or _end_of_run(cfg, output))
 
-                push_run(output, cfg.hub)
-            return read_json(state.summary_path)
-        return _train(cfg, plan, output, held)
+
+def _end_of_run(cfg: RunConfig, output: Path):
+    def end(summary: dict, model_dir: Path, publisher) -> None:
+        from ditlaws.publish import end_of_run
+
+        end_of_run(output, cfg.hub, summary, model_dir=model_dir if (model_dir / "config.json").is_file() else None,
+                   publisher=publisher)
+
+    return end
 
 
-def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
+def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end) -> dict:
     run = start_run(cfg, plan, output)
-    run.lock = lock
+    run.lock, run.end = lock, end
     t, acc = cfg.train, run.accelerator
     params = [p for p in run.model.parameters() if p.requires_grad]
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
@@ -236,8 +249,7 @@ def finish_run(run: Run) -> dict:
     save_model(run, run.output / "model")
     if run.main:
         write_json_atomic(run.output / "summary.json", summary)
-        if run.publisher is not None:
-            run.publisher.on_end(summary, run.output / "model")
+        run.end(summary, run.output / "model", run.publisher)
     acc.wait_for_everyone()
     acc.end_training()
     return summary
@@ -312,12 +324,10 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
 
 
 def make_publisher(cfg: RunConfig, plan: RunPlan, output: Path):
-    """The background Hub publisher when `hub.org` is set (ditlaws.store); None otherwise."""
-    if not cfg.hub.org:
-        return None
-    from ditlaws.store.publish import RunPublisher
+    """The background Hub publisher of the run's metrics while it trains (`ditlaws.publish`; None: no Hub)."""
+    from ditlaws.publish import start_publisher
 
-    return RunPublisher(cfg.hub, study=cfg.train.study, run_id=plan.run_id, run_dir=output)
+    return start_publisher(cfg.hub, study=cfg.train.study, run_id=plan.run_id, run_dir=output)
 
 
 def fingerprint(cfg: RunConfig, plan: RunPlan) -> dict:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ditlaws.store.push import LEDGER, PushReport, RunFolder, hub_store, push_run, write_ledger
+from ditlaws.publish.push import LEDGER, PushReport, RunFolder, hub_store, push_run, stage_model, write_ledger
 from ditlaws.store.retry import Retry, describe, log
 
 
@@ -68,9 +68,11 @@ class RunPublisher:
             if self.store is None or self._closed:
                 return False
             self._final_queued = True
+            record = record if record is not None else summary
             items = ["model"] if self.hub.push_model and model_dir is not None else []
             write_ledger(self.run_dir, self.store, self._run(), pending=[*items, "record", "metrics"])
-            self._submit(lambda: self._push_final(record if record is not None else summary))
+            staged = self._stage(record, model_dir) if items else None
+            self._submit(lambda: self._push_final(record, staged))
             return self.close(self.hub.wait_s) if wait else False
         except Exception as err:
             log.warning("hub: final push of run %s not queued (%s)", self.run_id, describe(err))
@@ -94,6 +96,17 @@ class RunPublisher:
         except Exception as err:
             log.warning("hub: closing the publisher of run %s failed (%s)", self.run_id, describe(err))
             return False
+
+    def pending_items(self) -> list[str]:
+        """What has not landed, as the run folder's ledger says (everything when the publisher never started)."""
+        from ditlaws.jsonio import read_json_if_present
+
+        if self.store is None:
+            return ["setup"]
+        try:
+            return list((read_json_if_present(self.run_dir / LEDGER) or {}).get("pending") or [])
+        except Exception as err:
+            return [f"unknown ({describe(err)})"]
 
     # ---- the worker ---------------------------------------------------------------------------------------------
     def _submit(self, job: Callable[[], None]) -> None:
@@ -131,7 +144,8 @@ class RunPublisher:
         if self._final_queued or not path.is_file():
             return  # the final push carries the metrics
         try:
-            sha = self.store.put_metrics(self.study, self.run_id, path)
+            self.store.put_metrics(self.study, self.run_id, path)
+            sha = self.store.last_commit
             self.report.landed["metrics"] = sha
             self.report.failed.pop("metrics", None)
             write_ledger(self.run_dir, self.store, self._run(), pending=[], landed={"metrics": sha})
@@ -141,8 +155,16 @@ class RunPublisher:
                         self.run_id, describe(err))
             write_ledger(self.run_dir, self.store, self._run(), pending=["metrics"], error=describe(err))
 
-    def _push_final(self, record: dict) -> None:
-        report = push_run(self.run_dir, self.hub, study=self.study, record=record, store=self.store)
+    def _stage(self, record: dict, model_dir: str | Path):
+        """The model repo staged here, in the caller's thread (see `stage_model`); None: the push stages it."""
+        try:
+            return stage_model(self.store, record, Path(model_dir), RunFolder.load(self.run_dir, self.study))
+        except Exception as err:
+            log.warning("hub: model repo of run %s not staged (%s)", self.run_id, describe(err))
+            return None
+
+    def _push_final(self, record: dict, staged=None) -> None:
+        report = push_run(self.run_dir, self.hub, study=self.study, record=record, store=self.store, staged=staged)
         self.report.landed.update(report.landed)
         self.report.failed.pop("metrics", None)
         self.report.failed.update(report.failed)

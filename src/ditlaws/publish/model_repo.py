@@ -1,4 +1,4 @@
-"""What goes into a run's model repo, and the store's one model loader (safetensors only).
+"""What goes into a run's model repo, and the one loader of a stored model (safetensors only).
 
 A model repo `<org>/<study>-<run_id>` holds the transformer at its root (config.json + safetensors, so
 `InContextDiT.from_pretrained(repo)` works) and the rest of a `DiTPipeline` beside it (model_index.json, scheduler/,
@@ -12,35 +12,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from ditlaws.errors import UserError
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-PIPELINE_PARTS = ("model_index.json", "scheduler", "text_encoder")
-
-
-def check_safetensors(names: Iterable[str], where: str) -> None:
-    """A model must come as safetensors: a folder or repo with only pickle weights is refused."""
-    names = [str(n) for n in names]
-    if any(n.endswith(".safetensors") for n in names):
-        return
-    pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
-    if pickles:
-        raise UserError(f"{where}: only pickle weights ({', '.join(pickles[:3])}); ditlaws loads safetensors only")
-    raise UserError(f"{where}: no model weights (*.safetensors)")
-
-
-def model_files(model_dir: str | Path) -> dict[str, Path]:
-    """The transformer's files (path in repo -> local file): config.json and the safetensors weights (+ index)."""
-    folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
-        raise UserError(f"{folder}: not a diffusers model folder (no config.json)")
-    names = [p.name for p in folder.iterdir() if p.is_file()]
-    check_safetensors(names, str(folder))
-    return {name: folder / name for name in sorted(names)
-            if name == "config.json" or name.endswith((".safetensors", ".safetensors.index.json"))}
+from ditlaws.store.layout import PIPELINE_PARTS, check_safetensors, model_files
 
 
 def load_model_folder(folder: str | Path):
@@ -84,15 +59,18 @@ def pipeline_files(model_dir: str | Path, data_config, into: Path) -> dict[str, 
     return {str(p.relative_to(into)): p for p in sorted(into.rglob("*")) if p.is_file()}
 
 
-def stage_model_repo(model_dir: str | Path, into: Path, *, card: str | None = None, data_config=None,
-                     train_config: str | None = None) -> dict[str, Path]:
-    """Every file of the model repo (path in repo -> local file), staged under `into`."""
-    files = model_files(model_dir)
-    files.update(pipeline_files(model_dir, data_config, into))
-    if card is not None:
-        (into / "README.md").write_text(card)
-        files["README.md"] = into / "README.md"
+def stage_model_repo(model_dir: str | Path, into: Path, *, data_config=None,
+                     train_config: str | None = None) -> Path:
+    """The model repo's folder staged in `into`: the transformer's files, the DiTPipeline parts beside them and
+    the shipped config; a store's `put_model(run_id, into, card=...)` takes it from there."""
+    for name, path in model_files(model_dir).items():
+        shutil.copy2(path, into / name)
+    pipeline_files(model_dir, data_config, into)
     if train_config is not None:
         (into / "train_config.yaml").write_text(train_config)
-        files["train_config.yaml"] = into / "train_config.yaml"
-    return files
+    return into
+
+
+def load_kept_model(store, run_id: str, *, study: str | None = None, revision: str | None = None):
+    """The kept model of a run from any store (`fetch_model`: safetensors only), loaded as its DiT class."""
+    return load_model_folder(store.fetch_model(run_id, study=study, revision=revision))
