@@ -187,11 +187,11 @@ def test_mup_run_resumes_bit_identically_with_the_config_learning_rates(tmp_path
     monkeypatch.delenv("DITLAWS_STOP_AFTER_STEP")
     # a checkpoint whose saved groups carry other multipliers: the config's come back on resume
     state_file = tmp_path / "b" / "checkpoints" / "step_4" / "optimizer.bin"
-    if state_file.exists():
-        state = torch.load(state_file, weights_only=True)
-        for group in state["param_groups"]:
-            group["lr_scale"] = 1.0
-        torch.save(state, state_file)
+    state = torch.load(state_file, weights_only=True)
+    assert sorted({g["lr_scale"] for g in state["param_groups"]}) == [0.25, 1.0]
+    for group in state["param_groups"]:
+        group["lr_scale"] = 7.0
+    torch.save(state, state_file)
     resumed = train(_config(tmp_path / "b", *args, "--train.resume", "latest"))
     a = load_file(tmp_path / "a" / "model" / "diffusion_pytorch_model.safetensors")
     b = load_file(tmp_path / "b" / "model" / "diffusion_pytorch_model.safetensors")
