@@ -58,9 +58,9 @@ class DiTBase(ModelMixin, ConfigMixin):
         for module in self.modules():
             if isinstance(module, Attention):
                 module.scale = scale
-        self._base_shapes = None
-        if self.rules.is_mup:
-            self._base_shapes = mup.base_shapes(self, self._base_model)
+        self._shapes = {name: tuple(p.shape) for name, p in self.named_parameters()}
+        self._base_shapes = mup.base_shapes(self, self._base_model) if self.rules.is_mup else None
+        if self._base_shapes is not None:
             mup.apply_init(self, self._base_shapes)
 
     def _base_model(self):
@@ -71,8 +71,8 @@ class DiTBase(ModelMixin, ConfigMixin):
     def lr_scales(self) -> dict[str, float]:
         """{parameter name: learning-rate multiplier}: all 1.0 under SP, base_width/width for μP's matrices."""
         if self._base_shapes is None:
-            return {name: 1.0 for name, _ in self.named_parameters()}
-        return mup.lr_scales(self, self._base_shapes)
+            return dict.fromkeys(self._shapes, 1.0)
+        return mup.lr_scales(self._shapes, self._base_shapes)
 
     # ---- inputs -------------------------------------------------------------------------------------------------
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor) -> torch.Tensor:

@@ -149,6 +149,7 @@ def apply_init(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
                 param.mul_(factor)
 
 
-def lr_scales(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
-    """{parameter name: AdamW learning-rate multiplier} (all 1.0 under SP)."""
-    return {name: lr_scale(tuple(p.shape), shapes[name]) for name, p in model.named_parameters()}
+def lr_scales(shapes: dict[str, tuple[int, ...]], base: dict[str, tuple[int, ...]]) -> dict[str, float]:
+    """{parameter name: AdamW learning-rate multiplier} from the model's shapes at construction (a sharded or
+    wrapped parameter may show another shape later) and the base model's."""
+    return {name: lr_scale(shape, base[name]) for name, shape in shapes.items()}
