@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("ditlaws.publish.push", "main", "push a run folder or a run store to the Hub (what did not land)"),
     "features": ("ditlaws.feature_net.train", "main", "train the built-in feature network once (FID, accuracy)"),
     "space": ("ditlaws.space", "main", "deploy the Gradio Space (the fit's predictions) to a Space repo"),
+    "coordcheck": ("ditlaws.mup.coordcheck", "main", "μP coordinate check: activation scale vs width, sp and mup"),
+    "lrsweep": ("ditlaws.mup.lrsweep", "main", "loss vs learning rate per width, sp and mup; the best lr per width"),
 }
 
 

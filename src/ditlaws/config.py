@@ -48,6 +48,10 @@ class ModelConfig:
     patch_size: int = option(2, help="image patch size", ge=1)
     mlp_ratio: float = option(4.0, help="MLP hidden size / width", gt=0)
     gradient_checkpointing: bool = option(False, help="recompute activations in the backward pass (saves memory)")
+    parametrization: Literal["sp", "mup"] = option(
+        "sp", help="sp: standard; mup: μP, the lr tuned at base_width transfers to every width (docs/mup.md)")
+    base_width: int | None = option(None, help="mup: the width the learning rate is tuned at (μP = SP there)", ge=1)
+    base_heads: int | None = option(None, help="mup: the base model's heads (default: heads)", ge=1)
 
     @property
     def resolved_width(self) -> int:
@@ -61,6 +65,17 @@ class ModelConfig:
         if self.resolved_width % self.resolved_heads:
             raise UserError(f"model.width ({self.resolved_width}) must be divisible by model.heads "
                             f"({self.resolved_heads})")
+        if self.parametrization == "mup":
+            if self.base_width is None:
+                raise UserError("model.base_width must be set when model.parametrization is mup (the width whose "
+                                "learning rate transfers, e.g. the sweep's smallest)")
+            base_heads = self.base_heads or self.resolved_heads
+            if self.base_width % base_heads or self.base_width % 4:
+                raise UserError(f"model.base_width ({self.base_width}) must be divisible by 4 and by the base "
+                                f"heads ({base_heads})")
+        elif self.base_width is not None or self.base_heads is not None:
+            raise UserError("model.base_width / model.base_heads are μP settings; set model.parametrization: mup "
+                            "or remove them")
 
 
 @dataclass
@@ -190,12 +205,20 @@ NOT_IDENTITY = {"train": ("output_dir", "resume", "overwrite", "log_every", "che
                 "data": ("num_workers",), "hub": tuple(f.name for f in dataclasses.fields(HubConfig))}
 
 
+# Keys added after runs were recorded: left out at these values, so the identity of an older run is unchanged.
+IDENTITY_DEFAULTS = {"model": {"parametrization": "sp", "base_width": None, "base_heads": None}}
+
+
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The part of a run config that determines its numbers: everything except paths, logging and sharing."""
     data = json.loads(json.dumps(cfg.to_dict(), default=list))
     for section, keys in NOT_IDENTITY.items():
         for key in keys:
             data.get(section, {}).pop(key, None)
+    for section, defaults in IDENTITY_DEFAULTS.items():
+        for key, value in defaults.items():
+            if key in data.get(section, {}) and data[section][key] == value:
+                data[section].pop(key)
     return {k: v for k, v in data.items() if v}
 
 

@@ -4,8 +4,9 @@ import torch
 from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
+from ditlaws.models import parametrization as mup
 from ditlaws.models.flops import flops_per_sample as closed_form_flops
-from ditlaws.models.layers import TimestepEmbedding, patchify, rms_norm
+from ditlaws.models.layers import Attention, TimestepEmbedding, patchify, rms_norm
 from ditlaws.models.positional import sincos_2d
 from ditlaws.models.presets import Dims, input_mismatch
 
@@ -46,6 +47,32 @@ class DiTBase(ModelMixin, ConfigMixin):
                 nn.init.zeros_(module.bias)
         nn.init.normal_(self.time_embed.linear_1.weight, std=0.02)
         nn.init.normal_(self.time_embed.linear_2.weight, std=0.02)
+
+    # ---- parametrization (sp | mup; the rules live in `ditlaws.models.parametrization`) -----------------------
+    _BASE_KEYS = ("sample_size", "in_channels", "patch_size", "depth", "mlp_ratio", "text_dim", "text_len")
+
+    def _parametrize(self, parametrization: str, base_width: int | None, base_heads: int | None) -> None:
+        """Called last in `__init__`: attention scales, and under μP the rescaled init (SP: nothing changes)."""
+        self.rules = mup.Parametrization.resolve(parametrization, base_width, base_heads, self.dims.heads)
+        scale = self.rules.attention_scale(self.dims.head_dim)
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.scale = scale
+        self._shapes = {name: tuple(p.shape) for name, p in self.named_parameters()}
+        self._base_shapes = mup.base_shapes(self, self._base_model) if self.rules.is_mup else None
+        if self._base_shapes is not None:
+            mup.apply_init(self, self._base_shapes)
+
+    def _base_model(self):
+        c = self.config
+        return type(self)(**{k: c[k] for k in self._BASE_KEYS}, width=self.rules.base_width,
+                          heads=self.rules.base_heads)
+
+    def lr_scales(self) -> dict[str, float]:
+        """{parameter name: learning-rate multiplier}: all 1.0 under SP, base_width/width for μP's matrices."""
+        if self._base_shapes is None:
+            return dict.fromkeys(self._shapes, 1.0)
+        return mup.lr_scales(self._shapes, self._base_shapes)
 
     # ---- inputs -------------------------------------------------------------------------------------------------
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, text_states: torch.Tensor) -> torch.Tensor:

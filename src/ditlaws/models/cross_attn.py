@@ -55,6 +55,10 @@ class CrossAttnDiT(DiTBase):
         mlp_ratio (`float`, defaults to 4.0): MLP hidden size / width.
         text_dim (`int`, defaults to 64): width of the text encoder's states (`text_states`' last dimension).
         text_len (`int`, defaults to 16): text tokens per caption (`text_states`' second dimension).
+        parametrization (`str`, defaults to "sp"): "sp" (standard) or "mup" (μP: init, learning rates and attention
+            scale follow `ditlaws.models.parametrization`, so the learning rate tuned at `base_width` transfers).
+        base_width (`int`, *optional*): μP's base width (required for "mup"); at this width μP equals SP.
+        base_heads (`int`, *optional*): heads of the μP base model (defaults to `heads`).
     """
 
     family = "cross_attn"
@@ -74,6 +78,9 @@ class CrossAttnDiT(DiTBase):
         mlp_ratio: float = 4.0,
         text_dim: int = 64,
         text_len: int = 16,
+        parametrization: str = "sp",
+        base_width: int | None = None,
+        base_heads: int | None = None,
     ):
         super().__init__()
         dims = resolve_dims(sample_size, in_channels, patch_size, depth, width, heads, mlp_ratio, text_dim, text_len)
@@ -90,6 +97,7 @@ class CrossAttnDiT(DiTBase):
             nn.init.zeros_(block.ada_ln[1].weight)
         nn.init.zeros_(self.final_ada_ln[1].weight)
         nn.init.zeros_(self.proj_out.weight)
+        self._parametrize(parametrization, base_width, base_heads)
 
     @staticmethod
     def _masked_mean(states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

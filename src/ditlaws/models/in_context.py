@@ -47,6 +47,10 @@ class InContextDiT(DiTBase):
         mlp_ratio (`float`, defaults to 4.0): MLP hidden size / width.
         text_dim (`int`, defaults to 64): width of the text encoder's states (`text_states`' last dimension).
         text_len (`int`, defaults to 16): text tokens per caption (`text_states`' second dimension).
+        parametrization (`str`, defaults to "sp"): "sp" (standard) or "mup" (μP: init, learning rates and attention
+            scale follow `ditlaws.models.parametrization`, so the learning rate tuned at `base_width` transfers).
+        base_width (`int`, *optional*): μP's base width (required for "mup"); at this width μP equals SP.
+        base_heads (`int`, *optional*): heads of the μP base model (defaults to `heads`).
     """
 
     family = "in_context"
@@ -65,6 +69,9 @@ class InContextDiT(DiTBase):
         mlp_ratio: float = 4.0,
         text_dim: int = 64,
         text_len: int = 16,
+        parametrization: str = "sp",
+        base_width: int | None = None,
+        base_heads: int | None = None,
     ):
         super().__init__()
         dims = resolve_dims(sample_size, in_channels, patch_size, depth, width, heads, mlp_ratio, text_dim, text_len)
@@ -75,6 +82,7 @@ class InContextDiT(DiTBase):
         self.proj_out = nn.Linear(dims.width, dims.patch_dim)
         self._init_linear_weights()
         nn.init.zeros_(self.proj_out.weight)
+        self._parametrize(parametrization, base_width, base_heads)
 
     def forward(self, x_t, t, text_states, text_mask=None, pooled=None, drop_text=None) -> torch.Tensor:
         """x_t [B, C, H, W], t [B] in [0, 1] (1 = noise), text_states [B, L, text_dim], text_mask bool [B, L]

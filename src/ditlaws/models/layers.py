@@ -26,7 +26,7 @@ class Attention(nn.Module):
     """Multi-head attention with RMSNorm on queries and keys (per head), through `F.scaled_dot_product_attention`.
 
     Self-attention when `context` is None; cross-attention to `context` otherwise. `key_mask` is bool [B, S_k]
-    (True = may be attended to).
+    (True = may be attended to). `scale` is the logit scale (None: SDPA's 1/√head_dim); the parametrization sets it.
     """
 
     def __init__(self, width: int, heads: int, cross: bool = False):
@@ -42,6 +42,7 @@ class Attention(nn.Module):
         self.q_norm = rms_norm(self.head_dim)
         self.k_norm = rms_norm(self.head_dim)
         self.to_out = nn.Linear(width, width)
+        self.scale: float | None = None
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
@@ -57,7 +58,7 @@ class Attention(nn.Module):
         k = self.k_norm(self._split_heads(k))
         v = self._split_heads(v)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=self.scale)
         b, _, s, _ = out.shape
         return self.to_out(out.transpose(1, 2).reshape(b, s, -1))
 

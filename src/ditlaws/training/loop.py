@@ -33,7 +33,7 @@ from ditlaws.training.direct import direct_step
 from ditlaws.training.faults import Faults, TrainingInterrupted
 from ditlaws.training.layout import BatchLayout
 from ditlaws.training.metrics import LossTracker, MetricsWriter, PendingSteps
-from ditlaws.training.optim import build_optimizer
+from ditlaws.training.optim import build_optimizer, restore_lr_scales, set_lr
 from ditlaws.training.plan import RunPlan, plan_run
 from ditlaws.training.record import run_record
 from ditlaws.training.rng import draw_step
@@ -128,8 +128,7 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end) -> dic
     run.model.train()
     for step in range(run.start_step, run.total):
         lr = lr_at(step, run.total, t.lr, t.schedule, t.warmup_steps, t.cooldown_frac)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(run.optimizer, lr)
         draws = draw_step(t.seed, step, t.global_batch, run.data.latent_shape, sampler=t.t_sampler, loc=t.t_loc,
                           scale=t.t_scale, caption_drop=t.caption_drop, device=acc.device)
         loss = accumulate_gradients(run, batches, draws, step)
@@ -286,6 +285,7 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
         state = ckpt.read_state(resume_dir)
         check_resumable(resume_dir, state, cfg, plan)
         accelerator.load_state(str(resume_dir))
+        restore_lr_scales(optimizer, accelerator.unwrap_model(model), t.weight_decay)
         losses.load_state_dict(state["losses"])
         start_step, wall_before = state["step"], state["wall_time_s"]
     if accelerator.is_main_process:

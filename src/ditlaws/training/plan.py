@@ -44,9 +44,12 @@ def data_geometry(data_cfg) -> dict:
 
 def model_kwargs(cfg, geometry: dict) -> dict:
     m = cfg.model
-    return dict(sample_size=geometry["sample_size"], in_channels=geometry["in_channels"],
-                text_dim=geometry["text_dim"], text_len=geometry["text_len"], patch_size=m.patch_size,
-                depth=m.depth, width=m.width, heads=m.heads, mlp_ratio=m.mlp_ratio)
+    kwargs = dict(sample_size=geometry["sample_size"], in_channels=geometry["in_channels"],
+                  text_dim=geometry["text_dim"], text_len=geometry["text_len"], patch_size=m.patch_size,
+                  depth=m.depth, width=m.width, heads=m.heads, mlp_ratio=m.mlp_ratio)
+    if m.parametrization != "sp":  # an SP plan stays what it was
+        kwargs.update(parametrization=m.parametrization, base_width=m.base_width, base_heads=m.base_heads)
+    return kwargs
 
 
 def plan_run(cfg, geometry: dict | None = None, *, check_warmup: bool = True) -> RunPlan:

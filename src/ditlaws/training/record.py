@@ -6,13 +6,15 @@ from ditlaws.versions import git_commit, versions
 
 
 def default_run_id(cfg) -> str:
-    """`<family>-d<depth>[-w<width>]-p<patch>-<budget or steps>-s<seed>`, e.g. `in_context-d4-p2-C1e15-s0`.
+    """`<family>-d<depth>[-w<width>][-mup<base_width>]-p<patch>-<budget or steps>-s<seed>`,
+    e.g. `in_context-d4-p2-C1e15-s0`.
 
     The exponent's '+' is dropped: run ids are store file names and Hub paths (see ditlaws.store.check_name)."""
     m, t = cfg.model, cfg.train
     amount = f"C{t.budget:.3g}".replace("+", "") if t.budget is not None else f"steps{t.steps}"
     width = f"-w{m.width}" if m.width is not None else ""
-    return f"{m.family}-d{m.depth}{width}-p{m.patch_size}-{amount}-s{t.seed}"
+    mup = f"-mup{m.base_width}" if getattr(m, "parametrization", "sp") == "mup" else ""
+    return f"{m.family}-d{m.depth}{width}{mup}-p{m.patch_size}-{amount}-s{t.seed}"
 
 
 def run_record(cfg, run_id: str, plan, model_config: dict, losses, wall_time_s: float) -> dict:
