@@ -18,7 +18,7 @@ from pathlib import Path
 from ditlaws.errors import UserError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-PIPELINE_PARTS = ("model_index.json", "scheduler", "text_encoder")
+PIPELINE_PARTS = ("model_index.json", "pipeline.py", "scheduler", "text_encoder")
 
 
 def check_safetensors(names: Iterable[str], where: str) -> None:
