@@ -1,4 +1,5 @@
-"""`python -m ditlaws.feature_net --reuse`: keep a current network, retrain a missing, outdated or damaged one."""
+"""`python -m ditlaws.feature_net`: keep a current network, retrain a missing, outdated, damaged or differently trained
+one; `--retrain` always trains."""
 
 import json
 
@@ -18,7 +19,7 @@ def test_a_current_network_is_kept_byte_for_byte(tmp_path, capsys):
     small_net().save(path)
     before = path.read_bytes()
     assert reusable(path)
-    assert main(["--out", str(path), "--reuse", "--steps", "1"]) == 0
+    assert main(["--out", str(path), "--steps", "1"]) == 0
     assert path.read_bytes() == before
     assert "kept" in capsys.readouterr().out
 
@@ -38,6 +39,19 @@ def test_missing_outdated_and_damaged_files_are_not_reused(tmp_path, capsys):
 def test_reuse_retrains_an_outdated_file(tmp_path):
     path = tmp_path / "features.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    assert main(["--out", str(path), "--reuse", "--steps", "2", "--batch-size", "4",
-                 "--resolution", "16"]) == 0
+    assert main(["--out", str(path), "--steps", "2", "--batch-size", "4", "--resolution", "16"]) == 0
     assert isinstance(BuiltinFeatureNet.load(path), BuiltinFeatureNet)
+
+
+def test_train_once_then_keep_then_retrain_on_other_settings_or_when_asked(tmp_path, capsys):
+    path = tmp_path / "features.safetensors"
+    tiny = ["--out", str(path), "--steps", "2", "--batch-size", "4", "--resolution", "16"]
+    assert main(tiny) == 0 and "wrote" in capsys.readouterr().out
+    first = path.read_bytes()
+    assert main(tiny) == 0 and "kept" in capsys.readouterr().out  # the second call keeps the trained weights
+    assert path.read_bytes() == first
+    assert main([*tiny, "--seed", "1"]) == 0  # other settings: retrained, and it says why
+    assert "seed 0 -> 1" in capsys.readouterr().err and path.read_bytes() != first
+    again = path.read_bytes()
+    assert main([*tiny, "--seed", "1", "--retrain"]) == 0 and "wrote" in capsys.readouterr().out
+    assert BuiltinFeatureNet.training_of(path)["seed"] == 1 and path.read_bytes() == again  # seeded: same bytes
