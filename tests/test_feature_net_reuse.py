@@ -55,3 +55,10 @@ def test_train_once_then_keep_then_retrain_on_other_settings_or_when_asked(tmp_p
     again = path.read_bytes()
     assert main([*tiny, "--seed", "1", "--retrain"]) == 0 and "wrote" in capsys.readouterr().out
     assert BuiltinFeatureNet.training_of(path)["seed"] == 1 and path.read_bytes() == again  # seeded: same bytes
+
+
+def test_short_trainings_run(tmp_path):
+    # torch's OneCycleLR divided by zero at 20 steps (a 5 % warm-up of exactly one step)
+    for steps in (1, 2, 20, 21):
+        assert main(["--out", str(tmp_path / f"{steps}.safetensors"), "--steps", str(steps), "--batch-size", "2",
+                     "--resolution", "16"]) == 0

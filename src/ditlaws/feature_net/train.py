@@ -87,7 +87,9 @@ def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int =
     torch.manual_seed(seed)
     net = BuiltinFeatureNet(resolution=resolution)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
+    # 5 % warm-up; at least 1.5 steps of it, since torch's OneCycleLR divides by zero when pct_start·steps is 1
+    warmup = min(0.9, max(0.05, 1.5 / steps))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
     bar = tqdm(range(steps), desc="feature net", disable=not progress)
     for step in bar:
         pixels, targets = scene_batch(range(step * batch_size, (step + 1) * batch_size), resolution, complexity)
