@@ -14,12 +14,15 @@ How it works (for whoever edits the README):
 
 Tiny settings (the documented substitutions; nothing else about a command changes):
 - `make demo` runs `scripts/demo.sh` itself on a copy of configs/sweeps/demo.yaml with `TINY_DEMO` merged in
-  (3 budgets x 4 sizes of seconds each, evaluation on 32 images, runs in process) and DEMO_NEXT_BUDGET=3.2e10;
+  (3 budgets x 3 sizes of seconds each, evaluation on 32 images, runs in process), DEMO_NEXT_BUDGET=3.2e10,
+  DEMO_NEXT_SIZES=3 (the 4th budget's sizes) and DEMO_BOOTSTRAP=100;
   the feature network is pre-trained tiny (`TINY_FEATURES`) into a private $DITLAWS_CACHE.
 - `train_dit.py --config configs/train/demo.yaml` gets `TINY_TRAIN` (30 steps instead of the 1.9e12 budget).
 - `evaluate_dit.py` gets `TINY_EVAL` (few timesteps, 32 images; the same for every call, so results merge).
 - `python -m ditlaws.feature_net` gets `TINY_FEATURES` (so it finds the pre-trained network current and keeps it).
 - `prepare --num-samples 20000` becomes `--num-samples 64`; `sweep next --budget 4e12` becomes 6.4e10.
+- The Sweeps section's `outputs/my_sweep` is `outputs/demo/sweep` (its config is the demo's, which `make demo`
+  already ran: the runner finds every run done, as the README says it will, instead of training them twice).
 - `accelerate launch` gets `--main_process_port <free port>` (parallel test runs must not collide).
 """
 
@@ -33,6 +36,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +49,7 @@ SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*skip:\s*(.+?)\s*-->")
 
 TINY_DEMO = {
     "budgets": [4e9, 8e9, 1.6e10],
-    "sizes": [{"depth": 2, "width": w, "heads": 2} for w in (16, 24, 32, 48)],
+    "sizes": [{"depth": 2, "width": w, "heads": 2} for w in (16, 32, 48)],
     "min_steps": 5,
     "base": {"data": {"val_size": 32}, "train": {"warmup_steps": 2, "log_every": 10}},
     "eval": {"max_samples": 32, "loss_timesteps": 2, "batch_size": 32, "fid_samples": 32, "accuracy_samples": 32,
@@ -116,6 +120,7 @@ class Entry:
         return re.match(self.pattern, piece.text) is not None
 
 
+MY_SWEEP = {"outputs/my_sweep": "outputs/demo/sweep", "outputs/my_sweep/store": "outputs/demo/sweep/store"}
 COMMANDS = [
     Entry(r"make test$", "skip", "the test suite itself (this test runs inside it)"),
     Entry(r"make demo$", "make_demo"),
@@ -136,16 +141,17 @@ COMMANDS = [
     Entry(r"python evaluate_dit\.py --checkpoint outputs/real_run", "skip",
           "a run on real data with CLIP ViT-L/14 weights (a download); tests/test_evaluation_clip.py covers clip"),
     Entry(r"python -m ditlaws\.sweep --config configs/sweeps/paper_in_context\.yaml --dry-run$", "run"),
-    Entry(r"python -m ditlaws\.sweep --config configs/sweeps/demo\.yaml --out outputs/my_sweep$", "run"),
+    Entry(r"python -m ditlaws\.sweep --config configs/sweeps/demo\.yaml --out outputs/my_sweep$", "sweep_again",
+          replace=MY_SWEEP),
     Entry(r"python -m ditlaws\.sweep next --from configs/sweeps/demo\.yaml", "run",
-          extra=["--store", "outputs/my_sweep/store"], replace={"4e12": "6.4e10"}),
+          extra=["--store", "outputs/demo/sweep/store"], replace={"4e12": "6.4e10"}),
     Entry(r"python fit_laws\.py --runs outputs/my_sweep/store --out outputs/my_sweep/fit$", "run",
-          extra=["--bootstrap", "100", "--no-figures"]),
-    Entry(r"python -m ditlaws\.sweep --config S\.yaml( --executor subprocess)?$", "run",
-          extra=["--out", "outputs/my_sweep"], replace={"S.yaml": "configs/sweeps/demo.yaml"}),
+          extra=["--bootstrap", "100", "--no-figures"], replace=MY_SWEEP),
+    Entry(r"python -m ditlaws\.sweep --config S\.yaml( --executor subprocess)?$", "sweep_again",
+          extra=["--out", "outputs/demo/sweep"], replace={"S.yaml": "configs/sweeps/demo.yaml"}),
     Entry(r"python -m ditlaws\.sweep --config S\.yaml --executor slurm$", "skip", "needs a Slurm cluster"),
     Entry(r"python -m ditlaws\.sweep --config S\.yaml --emit (sbatch|list)$", "run",
-          extra=["--out", "outputs/my_sweep"], replace={"S.yaml": "configs/sweeps/demo.yaml"}),
+          extra=["--out", "outputs/demo/sweep"], replace={"S.yaml": "configs/sweeps/demo.yaml"}),
     Entry(r"python fit_laws\.py --runs <store dir or runs\.csv>", "skip",
           "a synopsis of the flags (placeholders in <> and []); the demo runs fit_laws.py for real"),
     Entry(r"python fit_laws\.py --help$", "run"),
@@ -224,7 +230,8 @@ class Session:
         (work / "configs" / "sweeps" / "demo.yaml").write_text(yaml.safe_dump(demo, sort_keys=False))
         self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                     "OMP_NUM_THREADS": "1", "DITLAWS_CACHE": str(self.cache), "MPLBACKEND": "Agg",
-                    "TOKENIZERS_PARALLELISM": "false", "PY": sys.executable, "DEMO_NEXT_BUDGET": DEMO_NEXT_BUDGET}
+                    "TOKENIZERS_PARALLELISM": "false", "PY": sys.executable, "DEMO_NEXT_BUDGET": DEMO_NEXT_BUDGET,
+                    "DEMO_NEXT_SIZES": "3", "DEMO_BOOTSTRAP": "100"}
 
     def argv(self, tokens: list[str]) -> tuple[list[str], dict]:
         env = dict(self.env)
@@ -240,8 +247,10 @@ class Session:
 
     def sh(self, tokens: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
         argv, env = self.argv(list(tokens))
+        started = time.perf_counter()
         done = subprocess.run(argv, cwd=self.work, env=env, capture_output=True, text=True, timeout=timeout)
         self.log.append((" ".join(tokens), done.returncode))
+        print(f"{time.perf_counter() - started:6.1f} s  {' '.join(tokens)[:110]}")
         assert done.returncode == 0, (f"{' '.join(tokens)} -> {done.returncode}\n{done.stdout[-2000:]}\n"
                                       f"{done.stderr[-3000:]}")
         return done
@@ -265,6 +274,11 @@ class Session:
         assert (self.work / "outputs/demo/fit/report.md").is_file()
         json.loads((self.work / "outputs/demo/fit/fit.json").read_text())
 
+    def sweep_again(self, piece: Piece, entry: Entry):
+        runs = sorted(p.name for p in (self.work / "outputs/demo/sweep/store/runs/demo").glob("*.json"))
+        self.sh(self.tokens(piece, entry))
+        assert sorted(p.name for p in (self.work / "outputs/demo/sweep/store/runs/demo").glob("*.json")) == runs
+
     def feature_net(self, piece: Piece, entry: Entry):
         weights = self.cache / "features" / "builtin_cnn.safetensors"
         before = weights.read_bytes()  # made by `make demo`: "once" means this call keeps it
@@ -283,7 +297,7 @@ class Session:
         if self.evaluations == 2:  # the second command added its metrics to the first's
             assert {"val_loss", "vlb_bpd", "nll_bpd", "ood_val_loss", "fid", "accuracy"} <= set(report["summary"])
             assert "merged into" in done.stdout
-            assert Path(report["results"]["ood"]["samples"]["grid"]).is_file()
+            assert (self.work / report["results"]["ood"]["samples"]["grid"]).is_file()
 
     def fresh_pipeline(self, piece: Piece, entry: Entry):
         self.python(piece.text + "\nassert type(pipe).__module__ == 'ditlaws.pipeline'")
