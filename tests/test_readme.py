@@ -346,7 +346,8 @@ class Session:
         self.log.append((piece.text, "served, asked 1e13 in Chromium"))
 
 
-@pytest.mark.slow  # the whole README on tiny settings: ~3-4 min on 2 cores
+@pytest.mark.slow  # the whole README on tiny settings: 8.9 min on the 2 shared cores under load average ~15
+# (2026-12-07; the tiny demo 4 min of it, each Python start 8-20 s of imports); well under that on a quiet machine
 def test_the_readme_runs_in_order(tmp_path):
     session = Session(tmp_path)
     for piece in readme_blocks():
