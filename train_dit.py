@@ -41,15 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_NON_FINITE
     except KeyboardInterrupt as err:
-        print(f"interrupted: {err or 'keyboard interrupt'}; resume with --train.resume latest", file=sys.stderr)
+        from ditlaws.training.messages import interrupted
+
+        print(interrupted(cfg, str(err)), file=sys.stderr)
         return EXIT_INTERRUPTED
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        out = cfg.train.output_dir
-        print(f"done: {summary['steps']} steps, final loss EMA {summary['final_loss_ema']:.4f}, "
-              f"C = {summary['C']:.3g} FLOPs (6ND), N = {summary['N']:,}, D = {summary['D']:,} image tokens")
-        print(f"outputs in {out}/: model/ (diffusers format), summary.json, metrics.jsonl, config.yaml, checkpoints/")
+        from ditlaws.training.messages import finished
+
+        print(finished(cfg, summary))
     return 0
 
 

@@ -12,6 +12,8 @@ set -euo pipefail
 out=${1:-outputs/demo}
 py=${PY:-.venv/bin/python}
 next_budget=${DEMO_NEXT_BUDGET:-1e12}
+next_sizes=${DEMO_NEXT_SIZES:-7}   # DEMO_NEXT_SIZES, DEMO_BOOTSTRAP: tests/test_readme.py runs a tiny study
+bootstrap=${DEMO_BOOTSTRAP:-200}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started )) s"; }
@@ -29,14 +31,14 @@ echo "== 1. sweep: configs/sweeps/demo.yaml -> $out/sweep"
 "$py" -m ditlaws.sweep --config configs/sweeps/demo.yaml --out "$out/sweep"
 
 echo "== 2. fit three budgets, propose the sizes of C = $next_budget ($(elapsed))"
-"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit_3_budgets" --bootstrap 200 --no-figures \
+"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit_3_budgets" --bootstrap "$bootstrap" --no-figures \
   --predict "$next_budget" >/dev/null
 "$py" -m ditlaws.sweep next --from configs/sweeps/demo.yaml --store "$out/sweep/store" --budget "$next_budget" \
-  --sizes 7 --span 2.5 --write "$out/next.yaml"
+  --sizes "$next_sizes" --span 2.5 --write "$out/next.yaml"
 "$py" -m ditlaws.sweep --config "$out/next.yaml" --out "$out/sweep"
 
 echo "== 3. fit all four budgets -> $out/fit ($(elapsed))"
-"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit" --bootstrap 200 --predict 1e13 1e15
+"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit" --bootstrap "$bootstrap" --predict 1e13 1e15
 
 "$py" - "$out/fit/fit.json" "$out/sweep/store" "$(elapsed)" <<'EOF'
 import sys

@@ -30,8 +30,12 @@ def test_evaluate_run_writes_eval_json(run_dir, capsys):
     assert Path(val["samples"]["grid"]).is_file() and (run_dir / "samples_ood.png").is_file()
     assert set(report["timing_s"]) == {f"{s}/{m}" for s in ("val", "ood") for m in ("loss", "vlb", "nll", "fid",
                                                                                      "samples", "generate")}
-    assert report["warnings"] == [] and report["options"]["guidance_scale"] == 10.0
-    assert "wrote" in capsys.readouterr().out
+    assert report["options"]["guidance_scale"] == 10.0
+    # no data warnings; the notes explain FID from 8 images of 144-dim features and the built-in features' scale
+    assert all(w.startswith(("val/", "ood/")) for w in report["warnings"])
+    assert any("rank <= 7" in w for w in report["warnings"])
+    out = capsys.readouterr().out
+    assert "wrote" in out and "estimated cost" in out and "nll: " in out
     # a second run reuses the cached reference statistics and reproduces every number
     out = run_dir / "again.json"
     assert evaluate_dit.main(_args(run_dir, "--metrics", "loss,fid", "--out", str(out))) == 0
@@ -112,3 +116,38 @@ def test_more_generated_images_than_the_split_holds_is_a_warning(run_dir):
     report = json.loads(out.read_text())
     assert report["results"]["val"]["fid"]["n_generated"] == val_size
     assert any(f"fid asks for {val_size + 8} images" in w and "data.val_size" in w for w in report["warnings"])
+
+
+def test_a_second_evaluation_is_merged_into_eval_json(tmp_path, capsys):
+    # the README's two commands into one run: the first's loss and OOD results and grids survive the second
+    run = train_tiny_run(tmp_path / "run")
+    assert evaluate_dit.main(_args(run, "--metrics", "loss,samples", "--splits", "val,ood")) == 0
+    first = json.loads((run / "eval.json").read_text())
+    assert evaluate_dit.main(_args(run, "--metrics", "fid,samples", "--guidance-scale", "2")) == 0
+    assert "merged into" in capsys.readouterr().out
+    merged = json.loads((run / "eval.json").read_text())
+    assert merged["summary"]["val_loss"] == first["summary"]["val_loss"]
+    assert merged["summary"]["ood_val_loss"] == first["summary"]["ood_val_loss"] and merged["summary"]["fid"] > 0
+    assert merged["results"]["ood"]["samples"]["grid"] == str(run / "samples_ood.png")
+    assert (run / "samples_ood.png").is_file()
+    by_metric = merged["options_by_metric"]
+    assert by_metric["val/loss"]["guidance_scale"] == 10.0 and by_metric["val/fid"]["guidance_scale"] == 2.0
+    assert set(merged["timing_s"]) >= {"val/loss", "ood/loss", "val/fid"}
+    # other weights: the old results describe another model, so they are replaced (and it says so)
+    from safetensors.torch import load_file, save_file
+
+    weights = next((run / "model").glob("*.safetensors"))
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert evaluate_dit.main(_args(run, "--metrics", "loss")) == 0
+    assert "other weights" in capsys.readouterr().err
+    assert set(json.loads((run / "eval.json").read_text())["summary"]) == {"val_loss"}
+
+
+def test_a_damaged_eval_json_is_refused_before_any_work(run_dir, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    out.write_text("{ half written")
+    assert evaluate_dit.main(_args(run_dir, "--metrics", "loss", "--out", str(out))) == 2
+    assert "not valid eval.json" in capsys.readouterr().err and out.read_text() == "{ half written"

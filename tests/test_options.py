@@ -127,3 +127,25 @@ def test_eval_and_sweep_eval_share_one_definition():
     assert shared <= {f.name for f in dataclasses.fields(SweepEvalConfig)}
     assert "loss_timesteps" in shared and "timesteps_per_sample" not in shared
     assert TrainConfig().betas == (0.9, 0.95)
+
+
+def test_help_lists_the_valid_values_of_every_enumerated_key():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ditlaws.config import RUN_SECTIONS
+    from ditlaws.options import section_help
+
+    text = section_help(RUN_SECTIONS)
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  --")}
+    assert "one of: in_context, cross_attn" in lines["--model.family"]
+    assert "one of: constant, step, wsd, cosine" in lines["--train.schedule"]
+    assert "one of: logit_normal, uniform" in lines["--train.t_sampler"]
+    assert "one of: no, bf16, fp16" in lines["--train.mixed_precision"]
+    assert "any of: tensorboard, trackio, wandb" in lines["--train.trackers"]
+    assert "one of" not in lines["--train.lr"]  # an open key lists nothing
+    root = Path(__file__).resolve().parents[1]
+    shown = subprocess.run([sys.executable, str(root / "evaluate_dit.py"), "--help"], capture_output=True, text=True,
+                           timeout=120).stdout
+    assert "one of: euler, rk45" in " ".join(shown.split())  # argparse wraps lines

@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, ConfigMixin, FlowMatchEulerDiscreteScheduler, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from hub_server import hub_server  # noqa: F401  (the fixture)
 
 from ditlaws.data.encoders import BuiltinTextEncoder
 from ditlaws.errors import UserError
@@ -194,3 +195,96 @@ def test_bad_inputs_are_user_errors():
         pipe(text_states=states, output_type="jpeg")
     with pytest.raises(UserError, match="latents"):
         pipe(text_states=states, latents=torch.zeros(2, 3, 4, 4))
+
+
+# ---- loading a saved pipeline in a fresh interpreter (nothing of ditlaws imported beforehand) -------------------
+FRESH_LOAD = """
+import sys
+import torch
+from safetensors.torch import save_file
+where, how, out = sys.argv[1:4]
+if how == "ditlaws":
+    from ditlaws import DiTPipeline
+    pipe = DiTPipeline.from_pretrained(where)
+else:  # diffusers' own loader; a Hub repo through one snapshot (its download wants component code files)
+    import diffusers
+    if how == "diffusers-hub":
+        from huggingface_hub import snapshot_download
+        where = snapshot_download(where)
+    pipe = diffusers.DiffusionPipeline.from_pretrained(where, trust_remote_code=True)
+pipe.set_progress_bar_config(disable=True)
+images = pipe(["a red circle top left"], num_inference_steps=3, guidance_scale=2.0,
+              generator=torch.Generator().manual_seed(0)).images
+save_file({"images": images.contiguous(), "cls": torch.tensor([type(pipe).__module__ == "ditlaws.pipeline"])}, out)
+"""
+
+
+def _load_in_fresh_process(where, how, tmp_path, env=None):
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    out = tmp_path / f"{how}.safetensors"
+    done = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(where), how, str(out)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+    assert done.returncode == 0, f"{how}: {done.stderr[-3000:]}"
+    loaded = load_file(out)
+    assert bool(loaded["cls"])
+    return loaded["images"]
+
+
+def _encoder_pipe():
+    pipe = _pipe(_tiny_dit("in_context"), text_encoder=BuiltinTextEncoder(text_dim=TEXT_DIM, text_len=TEXT_LEN, seed=3))
+    images = pipe(["a red circle top left"], num_inference_steps=3, guidance_scale=2.0,
+                  generator=torch.Generator().manual_seed(0)).images
+    return pipe, images
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch + diffusers (~10 s each on a busy machine)
+def test_a_saved_pipeline_loads_in_a_fresh_interpreter_with_either_class(tmp_path):
+    pipe, images = _encoder_pipe()
+    pipe.save_pretrained(tmp_path / "pipe")
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline", "DiTPipeline"]
+    assert torch.equal(_load_in_fresh_process(tmp_path / "pipe", "ditlaws", tmp_path), images)
+    assert torch.equal(_load_in_fresh_process(tmp_path / "pipe", "diffusers", tmp_path), images)
+
+
+def test_a_folder_saved_before_the_shim_still_loads(tmp_path):
+    # Older saves name the class as a plain string and ship no pipeline.py; DiTPipeline still resolves them.
+    pipe, images = _encoder_pipe()
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    index["_class_name"] = "DiTPipeline"
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    (tmp_path / "pipeline.py").unlink()
+    loaded = DiTPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    again = loaded(["a red circle top left"], num_inference_steps=3, guidance_scale=2.0,
+                   generator=torch.Generator().manual_seed(0)).images
+    assert torch.equal(again, images)
+
+
+@pytest.mark.slow  # fresh interpreters over HTTP
+def test_a_model_repo_on_the_hub_loads_in_a_fresh_interpreter(hub_server, tmp_path):  # noqa: F811
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from ditlaws.config import DataConfig
+    from ditlaws.store.model_repo import stage_model_repo
+
+    pipe, images = _encoder_pipe()
+    pipe.transformer.save_pretrained(tmp_path / "model")
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    data = DataConfig(text_dim=TEXT_DIM, text_len=TEXT_LEN, text_seed=3)
+    files = stage_model_repo(tmp_path / "model", staged, data_config=data)
+    assert "pipeline.py" in files and "model_index.json" in files
+    api = HfApi(endpoint=hub_server.url, token=hub_server.token)
+    api.create_repo("org/pipe")
+    api.create_commit("org/pipe", [CommitOperationAdd(name, str(path)) for name, path in files.items()],
+                      commit_message="the run's model repo, as ditlaws stages it")
+    env = hub_server.env(tmp_path / "fresh_cache")
+    assert torch.equal(_load_in_fresh_process("org/pipe", "ditlaws", tmp_path, env), images)
+    assert torch.equal(_load_in_fresh_process("org/pipe", "diffusers-hub", tmp_path, env), images)

@@ -217,10 +217,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, style: str = "k
             continue
         s = spec(f)
         dest = _dest(f.name, section if style == "dotted" else None)
-        default = _default(f)
-        text = s["help"] + (f" (default: {_show(default)})" if default not in (None, (), []) else "")
+        text = help_text(f, hints[f.name])
         if style == "kebab" and hints[f.name] is bool:
-            turn_on = default is not True
+            turn_on = _default(f) is not True
             flag = s["flag"] or ("--" + ("" if turn_on else "no-") + f.name.replace("_", "-"))
             target.add_argument(flag, dest=dest, action="store_const", const=turn_on, default=argparse.SUPPRESS,
                                 help=s["help"])
@@ -284,16 +283,41 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return out
 
 
+def valid_values(f: dataclasses.Field, hint: Any) -> tuple | None:
+    """The values an enumerated key takes: its `choices`, or the members of a `Literal` type (also inside
+    `X | None` and lists); None for an open key."""
+    if spec(f)["choices"] is not None:
+        return tuple(spec(f)["choices"])
+
+    def members(h):
+        origin, args = typing.get_origin(h), typing.get_args(h)
+        if origin is Literal:
+            return args
+        if origin in (Union, types.UnionType, list, tuple):
+            return next((m for m in (members(a) for a in args) if m), None)
+        return None
+
+    return members(hint)
+
+
+def help_text(f: dataclasses.Field, hint: Any, with_default: bool = True) -> str:
+    """A key's help as --help shows it: the text, its valid values when enumerated, and its default."""
+    values = valid_values(f, hint)
+    several = typing.get_origin(hint) in (list, tuple)
+    text = spec(f)["help"] + (f"; {'any' if several else 'one'} of: {', '.join(map(str, values))}" if values else "")
+    default = _default(f)
+    return text + (f" (default: {_show(default)})" if with_default and default not in (None, (), []) else "")
+
+
 def section_help(sections: dict[str, type]) -> str:
     """Every key of every section with its help text, for a CLI's epilog (`train_dit.py --help`)."""
     lines = []
     for name, cls in sections.items():
         lines.append(f"{name}:")
+        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.init:
-                default = _default(f)
-                shown = "" if default in (None, (), []) else f" (default: {_show(default)})"
-                lines.append(f"  {'--' + name + '.' + f.name:<34} {spec(f)['help']}{shown}")
+                lines.append(f"  {'--' + name + '.' + f.name:<34} {help_text(f, hints[f.name])}")
     return "\n".join(lines)
 
 

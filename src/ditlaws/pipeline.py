@@ -1,13 +1,38 @@
-"""Sampling: a diffusers `DiffusionPipeline` that integrates the learned velocity from t = 1 (noise) to t = 0 (data)."""
+"""Sampling: a diffusers `DiffusionPipeline` that integrates the learned velocity from t = 1 (noise) to t = 0 (data).
+
+How a saved pipeline finds its classes again. diffusers records a component that is not its own or transformers'
+under its module path (model_index.json: `"transformer": ["ditlaws.models.in_context", "InContextDiT"]`) and, when
+loading, resolves such a name only from `sys.modules` (it never imports a module because a repo names it). So this
+module imports every module a saved `DiTPipeline` can name (`COMPONENT_MODULES`): `DiTPipeline.from_pretrained`
+works in a fresh interpreter, from a folder or a Hub repo. `diffusers.DiffusionPipeline.from_pretrained` knows only
+diffusers' classes by name (and diffusers has an unrelated `DiTPipeline`), so `save_pretrained` names the pipeline
+class `["pipeline", "DiTPipeline"]` and writes `pipeline.py`, one line importing this class from the installed
+ditlaws: `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)` loads it (diffusers asks for
+`trust_remote_code` for any repo code, however short).
+"""
+
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+import ditlaws.data.encoders  # noqa: F401  (components a saved pipeline names; see the module docstring)
+import ditlaws.models.cross_attn  # noqa: F401
+import ditlaws.models.in_context  # noqa: F401
 from ditlaws.errors import UserError
 
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
+COMPONENT_MODULES = ("ditlaws.models.in_context", "ditlaws.models.cross_attn", "ditlaws.data.encoders")
+SHIM_MODULE = "pipeline"
+SHIM_SOURCE = (
+    "# Lets diffusers.DiffusionPipeline.from_pretrained(this_folder_or_repo, trust_remote_code=True) load ditlaws'\n"
+    "# DiTPipeline. The code is the installed ditlaws package (pip install ditlaws); nothing else runs from here.\n"
+    "from ditlaws.pipeline import DiTPipeline  # noqa: F401\n"
+)
 
 
 class DiTPipeline(DiffusionPipeline):
@@ -37,7 +62,28 @@ class DiTPipeline(DiffusionPipeline):
                                  cache_dir=kwargs.get("cache_dir"), token=kwargs.get("token"),
                                  local_files_only=bool(kwargs.get("local_files_only")),
                                  force_download=bool(kwargs.get("force_download")),
-                                 allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+                                 allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])  # no code
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """diffusers' `load_config`, with the class name read as this class: a folder saved by `save_pretrained`
+        names `["pipeline", "DiTPipeline"]` for `DiffusionPipeline`; loading through this class needs no repo code."""
+        out = super().load_config(*args, **kwargs)
+        config = out[0] if isinstance(out, tuple) else out
+        if isinstance(config, dict) and isinstance(config.get("_class_name"), (list, tuple)):
+            config["_class_name"] = config["_class_name"][-1]
+        return out
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """diffusers' `save_pretrained`, plus `pipeline.py` and its name in model_index.json, so that
+        `diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` finds this class."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        folder = Path(save_directory)
+        index_path = folder / "model_index.json"
+        index = json.loads(index_path.read_text())
+        index["_class_name"] = [SHIM_MODULE, "DiTPipeline"]
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        (folder / f"{SHIM_MODULE}.py").write_text(SHIM_SOURCE)
 
     def __init__(self, transformer, scheduler, text_encoder=None, tokenizer=None, vae=None):
         super().__init__()

@@ -27,6 +27,7 @@ from ditlaws.evaluation import accuracy as accuracy_lib
 from ditlaws.evaluation.generation import FidMeter, GridMeter, run_generation
 from ditlaws.evaluation.likelihood import ode_nll
 from ditlaws.evaluation.reference import reference_stats
+from ditlaws.evaluation.merge import merge_reports, previous_report, weights_fingerprint
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
 from ditlaws.jsonio import write_json_atomic
@@ -113,7 +114,8 @@ def _generation_meters(cfg: EvalConfig, readers: dict, split: str, real_images, 
             other = (lambda: real_images("train")) if split == "val" else None  # the floor's second set
             ref, cached = reference_stats(extractor, lambda split=split: real_images(split), cfg.fid_samples, cache,
                                           floor_images=other)
-            info = {"reference_stats": str(cache) if cache else None, "reference_cached": cached, "split": split}
+            info = {"reference_stats": str(cache) if cache else None, "reference_cached": cached, "split": split,
+                    "feature_dim": int(ref.mean.shape[0])}
             meters[metric] = (FidMeter(extractor, ref, info), cfg.fid_samples)
         elif metric == "accuracy":
             meters[metric] = (accuracy_lib.Accuracy(readers["accuracy"]), cfg.accuracy_samples)
@@ -136,11 +138,14 @@ def evaluate_model(
     stats_cache: Callable[[str, str], Path | None] = lambda split, extractor: None,
     readers: dict | None = None,
     log: Callable[[str], None] = print,
+    split_size: int | None = None,
 ) -> dict:
     """Run the chosen metrics on each split. ``batches(split)`` makes a fresh iterable of encoded batches,
-    ``real_images(split)`` one of raw batches {"pixels" in [-1, 1], "caption", ...}."""
+    ``real_images(split)`` one of raw batches {"pixels" in [-1, 1], "caption", ...}; ``split_size`` (when known)
+    sizes the cost estimate printed first."""
     cfg = options
     readers = load_readers(cfg) if readers is None else readers
+    log_cost_estimate(model, batches, cfg, split_size, log)
     results, timing, summary = {}, {}, {}
     for split in cfg.splits:
         results[split] = {}
@@ -188,6 +193,23 @@ def evaluate_model(
     return {"summary": summary, "results": results, "timing_s": timing, "options": dataclasses.asdict(cfg)}
 
 
+def log_cost_estimate(model, batches, cfg: EvalConfig, split_size: int | None, log) -> None:
+    """Print what each metric will cost before any runs (forward passes, and seconds from one timed batch)."""
+    from ditlaws.evaluation import cost
+
+    first = next(iter(batches(cfg.splits[0])), None)
+    if first is None:
+        return
+    passes = cost.forward_passes(cfg, split_size, int(first["latent"][0].numel()))
+    if not passes:
+        return
+    per_forward = cost.seconds_per_forward(model, first, cfg.device)
+    log(f"estimated cost on {cfg.device} for {len(cfg.splits)} split(s) (one timed forward pass: "
+        f"{per_forward * 1e3:.2f} ms per sample; within ~2x):")
+    for line in cost.describe(passes, per_forward, len(cfg.splits)):
+        log(line)
+
+
 def real_accuracy(net, real_batches: Iterable[dict], n: int) -> dict:
     """Accuracy of the split's real images against their own captions: what a perfect generator would score
     with this reader (below 1 where the images are too small to read every shape)."""
@@ -227,6 +249,33 @@ def _headline(metric: str, r: dict) -> str:
     return r["grid"]
 
 
+def result_warnings(results: dict) -> list[str]:
+    """What a measured number means where it is easy to misread: FID from fewer images than feature dimensions,
+    the scale of the built-in features' FID, and a negative bits/dim."""
+    warnings = []
+    for split, by_metric in results.items():
+        fid = by_metric.get("fid")
+        if fid and fid.get("feature_dim") and min(fid["n_generated"], fid["n_reference"]) <= fid["feature_dim"]:
+            n = min(fid["n_generated"], fid["n_reference"])
+            warnings.append(f"{split}/fid: {n} images for {fid['feature_dim']}-dim features: each covariance has "
+                            f"rank <= {n - 1}, which biases FID upward; compare FIDs only at the same sample count "
+                            f"(raise --fid-samples above {fid['feature_dim']} for a full-rank estimate)")
+        if fid and fid.get("feature_extractor") == "builtin-cnn":
+            warnings.append(f"{split}/fid: builtin-cnn features are unnormalised activations of a small network, so "
+                            f"FIDs in the thousands are normal on the built-in set; two sets of real images at the "
+                            f"same sample count differ too (the floor): compare only at the same extractor and count")
+        for metric in ("vlb", "nll"):
+            r = by_metric.get(metric)
+            if r and r.get("bits_per_dim") is not None and r["bits_per_dim"] < 0:
+                eight = r.get("bits_per_dim_8bit")
+                warnings.append(f"{split}/{metric}: {r['bits_per_dim']:.3f} bits/dim is negative, which is not an "
+                                f"error: it is -log2 of a density over continuous values in [-1, 1], which exceeds 1 "
+                                f"where the model concentrates its mass"
+                                + (f"; per 8-bit pixel level (+log2 127.5) it is {eight:.3f} bits/dim, the number "
+                                   f"comparable to discrete image likelihoods" if eight is not None else ""))
+    return warnings
+
+
 def data_warnings(cfg: EvalConfig, data_cfg) -> list[str]:
     """Metric / data combinations that are refused (UserError) or that work but mislead (returned warnings)."""
     if "accuracy" in cfg.metrics and data_cfg.source != "builtin":
@@ -264,6 +313,7 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
     data_cfg = load_data_config(data, run_dir, data_overrides or [])
     out_path = Path(out) if out else (run_dir or model_dir) / "eval.json"
     check_writable(out_path)
+    previous = previous_report(out_path)  # read (and a damaged one refused) before any work
     stats_root = Path(stats_dir) if stats_dir else cache_root() / "fid_stats"
     if "fid" in cfg.metrics:  # the reference statistics are cached there
         check_writable(stats_root, "--fid-stats-dir" if stats_dir else "$DITLAWS_CACHE/fid_stats", folder=True)
@@ -288,17 +338,27 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
         return iter(loader)
 
     fingerprint = {k: v for k, v in dataclasses.asdict(data_cfg).items() if k not in ("num_workers", "cache_dir")}
+    known_size = data_cfg.source == "builtin" or data_cfg.val_split is None  # val_size rows held out
     report = evaluate_model(
         model, batches=batches, real_images=real_images, pipeline=pipeline, options=cfg, readers=readers,
         out_dir=out_path.parent, pixel_8bit=data_cfg.image_encoder == "identity",
         stats_cache=lambda split, name: stats_cache_path(stats_root, fingerprint, split, cfg.fid_samples, name,
                                                          cfg.fid_weights),
+        split_size=data_cfg.val_size if known_size else None,
     )
-    report = {"checkpoint": checkpoint, "model_dir": str(model_dir), "data": dataclasses.asdict(data_cfg),
+    explained = result_warnings(report["results"])
+    for warning in explained:
+        print(f"note: {warning}", file=sys.stderr)
+    report = {"checkpoint": checkpoint, "model_dir": str(model_dir), "model_sha256": weights_fingerprint(model_dir),
+              "data": dataclasses.asdict(data_cfg),
               "latent_space": "pixels in [-1, 1] (8-bit images)" if data_cfg.image_encoder == "identity"
               else f"VAE latents of {data_cfg.image_encoder} (VAE terms omitted from VLB / NLL)",
-              "warnings": warnings, **report}
-    report = strict_json(report)
+              "warnings": warnings + explained, **report}
+    report, replaced = merge_reports(previous and strict_json(previous), strict_json(report))
+    if replaced:
+        print(f"warning: {out_path}: {replaced}", file=sys.stderr)
+    elif previous:
+        print(f"merged into {out_path}, which now holds {', '.join(sorted(report['options_by_metric']))}")
     write_json_atomic(out_path, report)
     return report, out_path
 

@@ -75,9 +75,26 @@ class BuiltinFeatureNet(nn.Module):
         """Logits (shape, colour, size), each [B, cells, classes] (class 0 = empty cell)."""
         return tuple(self.heads(self.cell_embeddings(images)).split(self.splits, dim=-1))
 
-    def save(self, path) -> None:
+    def save(self, path, training: dict | None = None) -> None:
+        """safetensors with the architecture, the format tag and (when given) the training settings in its
+        metadata, so `python -m ditlaws.feature_net` can tell a current network from one to retrain."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), str(path), metadata={"config": json.dumps(self.config), "format": FORMAT})
+        metadata = {"config": json.dumps(self.config), "format": FORMAT}
+        if training is not None:
+            metadata["training"] = json.dumps(training, sort_keys=True)
+        save_file(self.state_dict(), str(path), metadata=metadata)
+
+    @staticmethod
+    def training_of(path) -> dict | None:
+        """The training settings recorded in a weights file (None: not recorded, or unreadable)."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as handle:
+                recorded = (handle.metadata() or {}).get("training")
+            return None if recorded is None else json.loads(recorded)
+        except (SafetensorError, OSError, ValueError):
+            return None
 
     @classmethod
     def load(cls, path) -> BuiltinFeatureNet:

@@ -1,6 +1,10 @@
-"""Train the built-in feature network on the built-in procedural set (once; CPU is enough, ~5 minutes).
+"""Train the built-in feature network on the built-in procedural set (once; CPU is enough, ~4 minutes).
 
-    python -m ditlaws.feature_net --out ~/.cache/ditlaws/features/builtin_cnn.safetensors
+    python -m ditlaws.feature_net [--out ~/.cache/ditlaws/features/builtin_cnn.safetensors] [--retrain]
+
+It trains only when OUT holds no current network: none, a damaged file, an older format, or one trained with other
+settings (they are recorded in the file). A current one is kept byte for byte, because new weights would make
+every cached FID reference statistic and every FID measured so far incomparable; `--retrain` trains anew anyway.
 
 It learns to name each grid cell's shape, colour and size (or "empty") from scenes of 1..3 objects drawn with a
 seed of their own (disjoint from the data seeds used for training and evaluating DiTs), at the given resolution
@@ -39,8 +43,12 @@ class FeatureTrainConfig:
     complexity: int = option(3, help="most objects per training scene", ge=1, le=builtin.MAX_OBJECTS)
     lr: float = option(3e-3, help="peak learning rate (one-cycle schedule)", gt=0)
     seed: int = option(0, help="initialisation seed", ge=0)
-    reuse: bool = option(False, help="keep OUT when it already holds a network this ditlaws reads "
-                                      "(an outdated or damaged file is retrained)")
+    retrain: bool = option(False, help="train anew even when OUT holds a current network trained with these "
+                                        "settings (new weights make earlier FIDs and cached statistics incomparable)")
+
+    def training(self) -> dict:
+        """The settings that determine the weights (recorded in the file)."""
+        return {k: getattr(self, k) for k in ("steps", "batch_size", "resolution", "complexity", "lr", "seed")}
 
 
 def scene_batch(indices, resolution: int, complexity: int, seed: int = FEATURE_DATA_SEED):
@@ -79,7 +87,9 @@ def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int =
     torch.manual_seed(seed)
     net = BuiltinFeatureNet(resolution=resolution)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
+    # 5 % warm-up; at least 1.5 steps of it, since torch's OneCycleLR divides by zero when pct_start·steps is 1
+    warmup = min(0.9, max(0.05, 1.5 / steps))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
     bar = tqdm(range(steps), desc="feature net", disable=not progress)
     for step in bar:
         pixels, targets = scene_batch(range(step * batch_size, (step + 1) * batch_size), resolution, complexity)
@@ -95,14 +105,20 @@ def train_feature_net(steps: int = 2000, batch_size: int = 64, resolution: int =
     return net.requires_grad_(False), dict(zip(("shape", "colour", "size"), accuracy))
 
 
-def reusable(path) -> bool:
-    """Whether `path` holds a feature network this ditlaws loads; says why not when it exists but does not."""
+def reusable(path, training: dict | None = None) -> bool:
+    """Whether `path` holds a feature network this ditlaws loads (and, given `training`, one trained with those
+    settings; a file that does not record them is taken as current); says why not when it exists but does not."""
     if not Path(path).is_file():
         return False
     try:
         BuiltinFeatureNet.load(path)
     except UserError as err:
         print(f"retraining it: {err}", file=sys.stderr)
+        return False
+    recorded = BuiltinFeatureNet.training_of(path)
+    if training is not None and recorded is not None and recorded != training:
+        changed = ", ".join(f"{k} {recorded.get(k)} -> {v}" for k, v in training.items() if recorded.get(k) != v)
+        print(f"retraining it: {path} was trained with other settings ({changed})", file=sys.stderr)
         return False
     return True
 
@@ -115,14 +131,14 @@ def main(argv=None) -> int:
         cfg = from_arguments(FeatureTrainConfig, parser.parse_args(argv), section="features")
         out = cfg.out or str(default_weights())
         check_writable(Path(out))
-        if cfg.reuse and reusable(out):
-            print(f"{out}: a current builtin-cnn network, kept")
+        if not cfg.retrain and reusable(out, cfg.training()):
+            print(f"{out}: a current builtin-cnn network, kept (--retrain to train anew)")
             return 0
         net, accuracy = train_feature_net(cfg.steps, cfg.batch_size, cfg.resolution, cfg.complexity, lr=cfg.lr,
                                           seed=cfg.seed)
     except UserError as err:
         return report(err)
-    net.save(out)
+    net.save(out, training=cfg.training())
     print(f"wrote {out}; held-out per-cell accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
     return 0
 

@@ -9,6 +9,7 @@ same for on-the-fly encoding and for a prepared cache.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.loader import make_dataloader
@@ -31,6 +32,16 @@ class TrainStream:
         return make_dataloader(self.data_cfg, "train", batch_size=self.layout.micro_batch, rank=self.layout.rank,
                                world_size=self.layout.processes, skip_batches=skip, device=self.device,
                                **self.encoders)
+
+    def source_rows(self) -> int | None:
+        """Training rows of a finite source whose size is known up front (a prepared cache's manifest); None for
+        the built-in set (infinite) and for a source streamed without a cache (its size is known only once read)."""
+        if not self.data_cfg.cache_dir:
+            return None
+        from ditlaws.data.cache import read_manifest
+
+        manifest = read_manifest(Path(self.data_cfg.cache_dir) / "train")
+        return sum(int(s["rows"]) for s in manifest["shards"])
 
     def batches(self, skip: int = 0) -> Iterator[dict]:
         """This process's batches from its `skip`-th on (the built-in set never ends; a finite source may)."""

@@ -32,6 +32,7 @@ from ditlaws.training.data import open_train_data
 from ditlaws.training.direct import direct_step
 from ditlaws.training.faults import Faults, TrainingInterrupted
 from ditlaws.training.layout import BatchLayout
+from ditlaws.training.messages import AlreadyFinished
 from ditlaws.training.metrics import LossTracker, MetricsWriter, PendingSteps
 from ditlaws.training.optim import build_optimizer, restore_lr_scales, set_lr
 from ditlaws.training.plan import RunPlan, plan_run
@@ -98,7 +99,7 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None) -> d
             summary = read_json(state.summary_path)
             if held is not None:  # what did not reach the Hub yet goes now (idempotent)
                 (end or _end_of_run(cfg, output))(summary, output / "model", None)
-            return summary
+            return AlreadyFinished(summary)
         return _train(cfg, plan, output, held, end or _end_of_run(cfg, output))
 
 
@@ -244,6 +245,11 @@ def finish_run(run: Run) -> dict:
     summary = run_record(run.cfg, run.plan.run_id, run.plan.compute, model_config(run.model, acc), run.losses,
                          run.wall_time())
     summary["processes"] = acc.num_processes
+    rows = run.data.source_rows()
+    if rows:  # a finite source (a prepared cache): how often each row was seen, which matters for D-scaling
+        samples = run.plan.compute.steps * run.cfg.train.global_batch
+        summary["data_passes"] = {"source_rows": rows, "samples_seen": samples, "epochs": samples / rows,
+                                  "unique_rows_seen": min(rows, samples)}
     summary["replica_param_sha256"] = gather_object([parameter_hash(acc.unwrap_model(run.model))])
     save_model(run, run.output / "model")
     if run.main:
@@ -296,6 +302,11 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
     if accelerator.trackers:
         accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))
     publisher = make_publisher(cfg, plan, output) if accelerator.is_main_process else None
+    rows = data.source_rows()
+    if rows and plan.compute.steps * t.global_batch > rows:
+        print_main(accelerator)(f"data: {plan.compute.steps * t.global_batch:,} samples from a {rows:,}-row source "
+                                f"({data.data_cfg.cache_dir}): each row is seen "
+                                f"~{plan.compute.steps * t.global_batch / rows:.1f} times")
     run = Run(cfg=cfg, plan=plan, accelerator=accelerator, layout=layout, model=model, optimizer=optimizer,
               data=data, losses=losses, metrics=metrics, output=output, start_step=start_step,
               wall_before=wall_before, faults=faults, publisher=publisher)
