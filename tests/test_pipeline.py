@@ -269,10 +269,10 @@ def test_a_folder_saved_before_the_shim_still_loads(tmp_path):
 
 @pytest.mark.slow  # fresh interpreters over HTTP
 def test_a_model_repo_on_the_hub_loads_in_a_fresh_interpreter(hub_server, tmp_path):  # noqa: F811
+    from ditlaws.store.model_repo import stage_model_repo
     from huggingface_hub import CommitOperationAdd, HfApi
 
     from ditlaws.config import DataConfig
-    from ditlaws.store.model_repo import stage_model_repo
 
     pipe, images = _encoder_pipe()
     pipe.transformer.save_pretrained(tmp_path / "model")

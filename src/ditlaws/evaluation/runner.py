@@ -26,8 +26,8 @@ from ditlaws.errors import UserError
 from ditlaws.evaluation import accuracy as accuracy_lib
 from ditlaws.evaluation.generation import FidMeter, GridMeter, run_generation
 from ditlaws.evaluation.likelihood import ode_nll
-from ditlaws.evaluation.reference import reference_stats
 from ditlaws.evaluation.merge import merge_reports, previous_report, weights_fingerprint
+from ditlaws.evaluation.reference import reference_stats
 from ditlaws.evaluation.validation_loss import validation_loss
 from ditlaws.evaluation.vlb import vlb
 from ditlaws.jsonio import write_json_atomic

@@ -21,7 +21,8 @@ RECORD_PATH = re.compile(rf"^{RUNS}/([^/]+)/([^/]+)\.json$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-PIPELINE_PARTS = ("model_index.json", "pipeline.py", "scheduler", "text_encoder")  # a DiTPipeline's parts beside the transformer
+# a DiTPipeline's parts beside the transformer
+PIPELINE_PARTS = ("model_index.json", "pipeline.py", "scheduler", "text_encoder")
 MODEL_EXTRAS = ("README.md", "train_config.yaml")  # the card and the shipped config of a model repo
 
 
