@@ -86,14 +86,22 @@ def sweep_main(argv: list[str]) -> int:
 
 
 def job_main(argv: list[str]) -> int:
-    from ditlaws.sweep.job import run_job
+    from pathlib import Path
+
+    from ditlaws.sweep.job import read_job_file, run_job
+    from ditlaws.training.branch import TRUNK_KIND, run_trunk_job
 
     p = ArgumentParser(prog="python -m ditlaws.sweep job", description="Run one sweep job (train, validation "
-                       "loss, store record) from its folder's sweep_job.json.")
-    p.add_argument("run_dir", help="the run folder holding sweep_job.json")
+                       "loss, store record) from its folder's sweep_job.json; a trunk's folder runs the trunk and "
+                       "all its branches.")
+    p.add_argument("run_dir", help="the run (or trunk) folder holding sweep_job.json")
     args = p.parse_args(argv)
-    record = run_job(args.run_dir)
-    val = (record.get("eval") or {}).get("val_loss") or {}
-    if "mean" in val:
-        print(f"{record['run_id']}: val_loss {val['mean']:.5f} ± {val['sem']:.5f}")
+    if read_job_file(Path(args.run_dir)).get("kind") == TRUNK_KIND:
+        records = list(run_trunk_job(args.run_dir).values())
+    else:
+        records = [run_job(args.run_dir)]
+    for record in records:
+        val = (record.get("eval") or {}).get("val_loss") or {}
+        if "mean" in val:
+            print(f"{record['run_id']}: val_loss {val['mean']:.5f} ± {val['sem']:.5f}")
     return 0

@@ -60,11 +60,13 @@ def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | No
     return record
 
 
-def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
+def run_job(run_dir: str | Path, log=print, lock=None, start_from: Path | None = None, trunk: dict | None = None
+            ) -> dict:
     """Train (or resume) the run of a job file, measure its validation loss, and put its record in the store.
 
     The run folder's lock is taken by training (or passed in by a caller that holds it, as the in-process runner
-    does); a folder another process is working in is a `LockBusy` error naming it."""
+    does); a folder another process is working in is a `LockBusy` error naming it. A trunk's branch
+    (`ditlaws.training.branch`) starts from `start_from` (its trunk's checkpoint) and records `trunk`."""
     from accelerate import PartialState
 
     from ditlaws.store import LocalStore
@@ -78,7 +80,7 @@ def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
     record = stored_record(store, spec["study"], cfg.train.run_id, spec["fingerprint"])
     if record is not None:
         return record
-    summary = train(cfg, lock=lock)
+    summary = train(cfg, lock=lock, start_from=start_from)
     if not PartialState().is_main_process:
         return summary
     summary.pop("replica_param_sha256", None)
@@ -86,6 +88,8 @@ def run_job(run_dir: str | Path, log=print, lock=None) -> dict:
     record = {**summary, "eval": {"val_loss": val},
               "sweep": {"study": spec["study"], "config_sha256": spec["fingerprint"],
                         "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}, "output_dir": str(run_dir)}}
+    if trunk is not None:
+        record["trunk"] = trunk
     if spec["keep_models"]:
         record["sweep"]["model_dir"] = str(store.put_model(cfg.train.run_id, run_dir / "model"))
     from ditlaws.locks import file_lock

@@ -80,12 +80,16 @@ class Run:
         return self.wall_before + time.perf_counter() - self.started
 
 
-def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None) -> dict:
+def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, *, start_from: Path | None = None,
+          stop_at: int | None = None) -> dict | None:
     """Run (or resume) one training run; returns the run record that is also written to summary.json.
 
     `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it); without it the
     plan is made here from the data stream's geometry. The run folder is locked for the run (`ditlaws.locks`; a
-    folder another process is training in is refused, naming it); a caller that holds the lock passes it in."""
+    folder another process is training in is refused, naming it); a caller that holds the lock passes it in.
+    Trunks (`ditlaws.training.branch`): `start_from` is a checkpoint of another run (a trunk's branch point) to
+    start from when this run has none of its own; `stop_at` ends the run after that step's checkpoint, unfinished
+    (returns None)."""
     output = Path(cfg.train.output_dir)
     run_dir.check_folder(output)
     with run_dir.locked(output, lock) as held:
@@ -96,11 +100,11 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None) -> dict:
 
                 push_run(output, cfg.hub)
             return read_json(state.summary_path)
-        return _train(cfg, plan, output, held)
+        return _train(cfg, plan, output, held, start_from, stop_at)
 
 
-def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
-    run = start_run(cfg, plan, output)
+def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, start_from=None, stop_at=None) -> dict | None:
+    run = start_run(cfg, plan, output, start_from)
     run.lock = lock
     t, acc = cfg.train, run.accelerator
     params = [p for p in run.model.parameters() if p.requires_grad]
@@ -109,11 +113,12 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
     optimizer, clip_gradients = direct_step(acc, run.optimizer)
     pending = PendingSteps()
     batches = run.data.batches(skip=run.start_step * run.layout.accumulation)
-    bar = tqdm(total=run.total, initial=run.start_step, disable=not run.main, desc=run.plan.run_id,
+    end = run.total if stop_at is None else min(stop_at, run.total)
+    bar = tqdm(total=end, initial=run.start_step, disable=not run.main, desc=run.plan.run_id,
                dynamic_ncols=True, mininterval=1.0)
     last_log = (time.perf_counter(), run.start_step)
     run.model.train()
-    for step in range(run.start_step, run.total):
+    for step in range(run.start_step, end):
         lr = lr_at(step, run.total, t.lr, t.schedule, t.warmup_steps, t.cooldown_frac)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
@@ -127,17 +132,17 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock) -> dict:
         pending.add(step, loss, grad_norm)
         done = step + 1
         bar.update(1)
-        checkpoint_due = done == run.total or (t.checkpoint_every and done % t.checkpoint_every == 0)
+        checkpoint_due = done == end or (t.checkpoint_every and done % t.checkpoint_every == 0)
         if not defer_checks or checkpoint_due or done % t.log_every == 0:
             last = sync_point(run, pending)
-            if done % t.log_every == 0 or done == run.total:
+            if done % t.log_every == 0 or done == end:
                 last_log = log_metrics(run, done, lr, last, last_log)
                 bar.set_postfix(loss=f"{last[1]:.4f}", ema=f"{run.losses.ema:.4f}", lr=f"{lr:.2e}")
         if checkpoint_due:
             save_checkpoint(run, done)
         run.faults.after_step(done)
     bar.close()
-    return finish_run(run)
+    return finish_run(run) if end == run.total else None
 
 
 def accumulate_gradients(run: Run, batches, draws: dict, step: int) -> torch.Tensor:
@@ -247,7 +252,7 @@ def finish_run(run: Run) -> dict:
 # Setting a run up
 
 
-def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
+def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path, start_from: Path | None = None) -> Run:
     """Accelerator, batch layout, data, model, optimizer, resume state and outputs of one run, checked up front."""
     t = cfg.train
     accelerator = make_accelerator(cfg)
@@ -276,10 +281,14 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
         accelerator.load_state(str(resume_dir))
         losses.load_state_dict(state["losses"])
         start_step, wall_before = state["step"], state["wall_time_s"]
+    elif start_from is not None:  # a branch's first start: its trunk's state at the branch point
+        from ditlaws.training.branch import load_branch_point
+
+        start_step = load_branch_point(accelerator, losses, Path(start_from), output)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output / "config.yaml")
-    metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir else None,
+    metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir or start_from else None,
                             enabled=accelerator.is_main_process)
     if accelerator.trackers:
         accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))

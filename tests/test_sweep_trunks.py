@@ -1,0 +1,88 @@
+"""Trunks and branches: a branch is the independent WSD run of its budget, bit for bit on CPU in fp32, for less
+training; a trunk sweep is idempotent; bad trunk configs are one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from tiny_sweep import tiny_sweep
+
+from ditlaws.errors import UserError
+from ditlaws.store import LocalStore
+from ditlaws.sweep import plan_sweep, run_sweep, sweep_from_dict
+from ditlaws.sweep.plan import cost_of
+
+WSD = {"schedule": "wsd", "cooldown_frac": 0.2, "warmup_steps": 2}
+BUDGETS = [4e7, 8e7, 1.2e8]  # 2 sizes x 3 budgets: 4..32 steps per run
+RECORD_KEYS = ("steps", "N", "D", "C", "final_loss", "final_loss_ema", "loss_last10pct")
+
+
+def trunk_sweep(tmp: Path, study: str, trunks: bool, **train):
+    raw = tiny_sweep(study, train={**WSD, **train}, budgets=BUDGETS, trunks=trunks, out=str(tmp / study))
+    return sweep_from_dict(raw)
+
+
+def weights(record: dict) -> str:
+    path = Path(record["sweep"]["output_dir"]) / "model" / "diffusion_pytorch_model.safetensors"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def comparable(record: dict) -> dict:
+    return {**{k: record[k] for k in RECORD_KEYS}, "val_loss": record["eval"]["val_loss"], "weights": weights(record)}
+
+
+def trained_steps(sweep, records: list[dict]) -> int:
+    """Optimizer steps actually trained (metrics.jsonl has one line per step): trunks + each branch after its
+    branch point, or every run in full."""
+    def lines(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+    total = sum(len(lines(p)) for p in Path(sweep.runs_dir).glob("*-trunk-s*/metrics.jsonl"))
+    for r in records:
+        start = (r.get("trunk") or {}).get("branch_step", 0)
+        total += sum(1 for row in lines(Path(r["sweep"]["output_dir"]) / "metrics.jsonl") if row["step"] > start)
+    return total
+
+
+@pytest.fixture(scope="module")
+def independent(tmp_path_factory):
+    sweep = trunk_sweep(tmp_path_factory.mktemp("independent"), "wsd", trunks=False)
+    return sweep, run_sweep(sweep, log=lambda *_: None)
+
+
+def test_branches_are_the_independent_wsd_runs_bit_for_bit(tmp_path, independent):
+    ind_sweep, ind_records = independent
+    sweep = trunk_sweep(tmp_path, "wsd", trunks=True)
+    records = run_sweep(sweep, log=lambda *_: None)
+    assert [r["run_id"] for r in records] == [r["run_id"] for r in ind_records] and len(records) == 6
+    for ours, theirs in zip(records, ind_records):
+        assert comparable(ours) == comparable(theirs), ours["run_id"]
+        assert ours["trunk"]["branch_step"] == ours["steps"] - max(1, round(0.2 * ours["steps"]))
+        assert "trunk" not in theirs
+    ours_steps, theirs_steps = trained_steps(sweep, records), trained_steps(ind_sweep, ind_records)
+    assert theirs_steps == sum(r["steps"] for r in ind_records)
+    assert ours_steps <= 0.7 * theirs_steps, (ours_steps, theirs_steps)
+    cost = cost_of([r for r in plan_sweep(sweep) if r.skip_reason is None])
+    assert cost.points == 6 and cost.budgets == 3
+    assert cost.trained / cost.independent == pytest.approx(ours_steps / theirs_steps, rel=0.05)  # sizes differ
+
+    # idempotent: a second runner finds every branch in the store and trains nothing
+    store = LocalStore(sweep.store_dir)
+    before = {r["run_id"]: store.get_run("wsd", r["run_id"]) for r in records}
+    lines = []
+    again = run_sweep(sweep, log=lines.append)
+    assert [comparable(r) for r in again] == [comparable(r) for r in records]
+    assert sum("in store, skipped" in line for line in lines) == 6
+    assert {r["run_id"]: store.get_run("wsd", r["run_id"]) for r in records} == before
+
+
+def test_trunks_need_wsd_and_a_cooldown_of_10_percent(tmp_path):
+    raw = tiny_sweep("bad", train={"schedule": "cosine"}, trunks=True, out=str(tmp_path / "a"))
+    with pytest.raises(UserError, match="base.train.schedule must be wsd"):
+        plan_sweep(sweep_from_dict(raw))
+    raw = tiny_sweep("bad", train={"schedule": "wsd", "cooldown_frac": 0.05}, trunks=True, out=str(tmp_path / "b"))
+    with pytest.raises(UserError, match="cooldown_frac must be >= 0.1"):
+        plan_sweep(sweep_from_dict(raw))
