@@ -86,3 +86,33 @@ def test_trunks_need_wsd_and_a_cooldown_of_10_percent(tmp_path):
     raw = tiny_sweep("bad", train={"schedule": "wsd", "cooldown_frac": 0.05}, trunks=True, out=str(tmp_path / "b"))
     with pytest.raises(UserError, match="cooldown_frac must be >= 0.1"):
         plan_sweep(sweep_from_dict(raw))
+
+
+@pytest.mark.slow
+def test_trunks_on_long_lived_workers_give_the_same_records(tmp_path, independent):
+    """The subprocess executor: one worker per slot runs each trunk with its branches (one job per trunk)."""
+    _, ind_records = independent
+    raw = tiny_sweep("wsd", train=WSD, budgets=BUDGETS, trunks=True, out=str(tmp_path / "workers"),
+                     executor={"kind": "subprocess", "max_parallel": 2})
+    lines = []
+    records = run_sweep(sweep_from_dict(raw), log=lines.append)
+    assert [comparable(r) for r in records] == [comparable(r) for r in ind_records]
+    started = [line for line in lines if "started (pid" in line]
+    assert len(started) == 2 and all("-trunk-s0" in line for line in started)  # two trunk jobs, no job per run
+    assert len({line.split("(pid ")[1].split(",")[0] for line in started}) == 2  # on the two workers
+
+
+def test_emit_writes_one_job_per_trunk(tmp_path):
+    """--emit list|sbatch: one line / array task per trunk, whose folder's job file lists its branches."""
+    from ditlaws.sweep.runner import emit_jobs
+
+    sweep = trunk_sweep(tmp_path, "emit", trunks=True)
+    for what in ("list", "sbatch"):
+        path = emit_jobs(sweep, what, log=lambda *_: None)
+        text = path.read_text()
+        trunks = sorted(Path(sweep.runs_dir).resolve().glob("*-trunk-s0"))
+        assert len(trunks) == 2 and all(f"ditlaws.sweep job {t}" in text for t in trunks)
+        assert text.count("ditlaws.sweep job") == 2
+    spec = json.loads((trunks[0] / "sweep_job.json").read_text())
+    assert spec["kind"] == "trunk" and [b["branch_step"] for b in spec["branches"]] == sorted(
+        b["branch_step"] for b in spec["branches"]) and len(spec["branches"]) == 3

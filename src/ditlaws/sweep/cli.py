@@ -2,7 +2,8 @@
 
     python -m ditlaws.sweep --config SWEEP.yaml [--out DIR] [--dry-run] [--executor local|subprocess|slurm]
     python -m ditlaws.sweep --config SWEEP.yaml --emit sbatch|list  # job files + a batch script / command list
-    python -m ditlaws.sweep job RUN_DIR                 # one run end to end (what executors launch)
+    python -m ditlaws.sweep job RUN_DIR                 # one run (or trunk + branches) end to end
+    python -m ditlaws.sweep worker                      # run folders on stdin, one job after another
     python -m ditlaws.sweep next --store S --budget C [--sizes 5] [--from SWEEP.yaml] --write NEXT.yaml
 
 --executor overrides the YAML's `executor.kind`: `local` trains the runs in this process one after another,
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["job"]:
             return job_main(argv[1:])
+        if argv[:1] == ["worker"]:
+            from ditlaws.executors.worker import main as worker_main
+
+            return worker_main(argv[1:])
         if argv[:1] == ["next"]:
             from ditlaws.sweep.next import main as next_main
 
