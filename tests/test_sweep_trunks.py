@@ -116,3 +116,20 @@ def test_emit_writes_one_job_per_trunk(tmp_path):
     spec = json.loads((trunks[0] / "sweep_job.json").read_text())
     assert spec["kind"] == "trunk" and [b["branch_step"] for b in spec["branches"]] == sorted(
         b["branch_step"] for b in spec["branches"]) and len(spec["branches"]) == 3
+
+
+def test_a_later_budget_continues_the_trunks(tmp_path, independent):
+    """What `sweep next` writes (the same sweep with a larger budget) continues each trunk from its last branch
+    point instead of training it again, and its branches are still the independent WSD runs."""
+    _, ind_records = independent
+    first = sweep_from_dict(tiny_sweep("wsd", train=WSD, budgets=BUDGETS[:2], trunks=True, out=str(tmp_path / "s")))
+    run_sweep(first, log=lambda *_: None)
+    before = {p.parent.name: p.read_text().splitlines() for p in Path(first.runs_dir).glob("*-trunk-s0/metrics.jsonl")}
+    later = sweep_from_dict(tiny_sweep("wsd", train=WSD, budgets=BUDGETS[2:], trunks=True, out=str(tmp_path / "s")))
+    records = run_sweep(later, log=lambda *_: None)
+    assert [comparable(r) for r in records] == [comparable(r) for r in ind_records if r["budget"] == BUDGETS[2]]
+    for r in records:  # each trunk trained only from its previous end to the new branch point: the rows before it
+        rows = (Path(later.runs_dir) / r["trunk"]["run_id"] / "metrics.jsonl").read_text().splitlines()
+        old = before[r["trunk"]["run_id"]]  # (with their wall times) are the first sweep's
+        assert rows[:len(old)] == old and len(old) < r["trunk"]["branch_step"]
+        assert [json.loads(line)["step"] for line in rows] == list(range(1, r["trunk"]["branch_step"] + 1))
