@@ -14,6 +14,7 @@ from ditlaws.errors import UserError
 from ditlaws.store import LocalStore
 from ditlaws.sweep import plan_sweep, run_sweep, sweep_from_dict
 from ditlaws.sweep.plan import cost_of
+from ditlaws.sweep.trunks import trained_flops
 
 WSD = {"schedule": "wsd", "cooldown_frac": 0.2, "warmup_steps": 2}
 BUDGETS = [4e7, 8e7, 1.2e8]  # 2 sizes x 3 budgets: 4..32 steps per run
@@ -68,6 +69,10 @@ def test_branches_are_the_independent_wsd_runs_bit_for_bit(tmp_path, independent
     cost = cost_of([r for r in plan_sweep(sweep) if r.skip_reason is None])
     assert cost.points == 6 and cost.budgets == 3
     assert cost.trained / cost.independent == pytest.approx(ours_steps / theirs_steps, rel=0.05)  # sizes differ
+    from_records = trained_flops(records)  # what the demo and the lead's report read: the same numbers
+    assert from_records["trained_flops"] == pytest.approx(cost.trained) and from_records["trunks"] == 2
+    assert from_records["independent_flops"] == pytest.approx(cost.independent)
+    assert trained_flops(ind_records)["trained_flops"] == pytest.approx(cost.independent)
 
     # idempotent: a second runner finds every branch in the store and trains nothing
     store = LocalStore(sweep.store_dir)
