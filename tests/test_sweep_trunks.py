@@ -138,3 +138,46 @@ def test_a_later_budget_continues_the_trunks(tmp_path, independent):
         old = before[r["trunk"]["run_id"]]  # (with their wall times) are the first sweep's
         assert rows[:len(old)] == old and len(old) < r["trunk"]["branch_step"]
         assert [json.loads(line)["step"] for line in rows] == list(range(1, r["trunk"]["branch_step"] + 1))
+
+
+@pytest.mark.slow  # the fit behind the proposal (bootstrap)
+def test_sweep_next_says_which_trunks_it_continues(tmp_path, capsys):
+    """The YAML `sweep next` writes for a trunk sweep names, per size, the existing trunk it continues (and from
+    which step) or a new trunk."""
+    import math
+
+    import numpy as np
+    import yaml
+    from test_sweep_next import SWEEP, truth_loss
+
+    from ditlaws.sweep.next import main as next_main
+    from ditlaws.training.checkpoint import checkpoint_dir, write_state
+
+    raw = {**SWEEP, "trunks": True, "out": str(tmp_path / "out"),
+           "base": {**SWEEP["base"], "train": {**SWEEP["base"]["train"], **WSD}}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    runs = [r for r in plan_sweep(sweep_from_dict(raw)) if r.skip_reason is None]
+    N = np.array(sorted({r.N for r in runs}))
+    A = 50.0
+    B = A / (np.sqrt(N[0] * N[-1]) / math.sqrt(3e9 / 6))
+    store = LocalStore(tmp_path / "out" / "store")
+    for r in runs:
+        store.put_run({"study": "prog", "run_id": r.run_id, "budget": r.budget, "N": r.N, "D": r.D, "C": r.C,
+                       "eval": {"val_loss": {"mean": float(truth_loss(r.N, r.D, A, B)), "sem": 1e-4}}})
+    for r in runs:  # every trunk of the first sweep has its checkpoint at its last branch point
+        folder = checkpoint_dir(tmp_path / "out" / "runs" / r.trunk_id, r.branch_step)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_state(folder, {"step": r.branch_step})
+    assert next_main(["--from", str(path), "--budget", "3e10", "--sizes", "5", "--span", "3",
+                      "--write", str(tmp_path / "next.yaml")]) == 0
+    header = [line for line in (tmp_path / "next.yaml").read_text().splitlines() if line.startswith("# trunk ")]
+    assert len(header) == 5
+    existing = {r.trunk_id: max(q.branch_step for q in runs if q.trunk_id == r.trunk_id) for r in runs}
+    for line in header:
+        trunk = line.split()[2].rstrip(":")
+        if trunk in existing:
+            assert f"continues the existing trunk from step {existing[trunk]:,}" in line
+        else:
+            assert "new trunk" in line
+    assert any("continues" in line for line in header)

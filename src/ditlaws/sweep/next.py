@@ -108,20 +108,23 @@ def propose(sweep_path: Path, budget: float, count: int = 5, span: float = 1.5, 
     raw.update(budgets=[float(budget)], sizes=sizes, out=str(sweep.out_dir), store=str(store_dir))
     basis = {"study": sweep.study, "budget": budget, "N_opt": n["value"], "ci90": n["ci90"],
              "approach": n["approach"], "warnings": n["warnings"],
-             "N": [n_of(s) for s in sizes], "trunks": trunk_notes(sweep, budget, sizes) if sweep.trunks else []}
+             "N": [n_of(s) for s in sizes],
+             "trunks": trunk_notes(sweep, budget, sizes, store_dir) if sweep.trunks else []}
     return raw, basis
 
 
-def trunk_notes(sweep: SweepConfig, budget: float, sizes: list[dict]) -> list[str]:
-    """Per size: which existing trunk the new budget's branch continues (constant LR has no end), or a new one."""
+def trunk_notes(sweep: SweepConfig, budget: float, sizes: list[dict], store_dir: Path) -> list[str]:
+    """Per size: which existing trunk the new budget's branch continues (constant LR has no end), or a new one. The
+    trunks are looked for beside the store (`<out>/runs` of a sweep run with `--out`), else in the sweep's folder."""
     from ditlaws.sweep.plan import run_config
     from ditlaws.sweep.trunks import trunk_config
     from ditlaws.training.checkpoint import complete_checkpoints
 
+    runs_dir = store_dir.parent / "runs" if (store_dir.parent / "runs").is_dir() else sweep.runs_dir
     notes = []
     for size in sizes:
         for seed in sweep.seeds:
-            cfg = trunk_config(run_config(sweep, budget, size, seed), sweep.runs_dir)
+            cfg = trunk_config(run_config(sweep, budget, size, seed), runs_dir)
             found = complete_checkpoints(cfg.train.output_dir)
             notes.append(f"{cfg.train.run_id}: " + (f"continues the existing trunk from step {found[-1][0]:,}"
                                                      if found else "new trunk (trained from step 0)"))

@@ -59,6 +59,7 @@ def trunk_config(branch: RunConfig, runs_dir) -> RunConfig:
     cfg.train.run_id = trunk_id(cfg)
     cfg.train.output_dir = str(runs_dir / cfg.train.run_id)
     cfg.train.resume = "latest"
+    cfg.hub.org = None  # a trunk is no run of the study: only its branches' records are stored and pushed
     return cfg
 
 
