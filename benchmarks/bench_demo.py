@@ -56,8 +56,12 @@ def summary(out: Path) -> dict:
     from ditlaws.sweep.trunks import trained_flops
 
     records = LocalStore(out / "sweep" / "store").list_runs("demo")
+    trunk_s = 0.0  # a branch's record holds its cooldown's time; its trunk's time is in the trunk's metrics
+    for metrics in (out / "sweep" / "runs").glob("*-trunk-s*/metrics.jsonl"):
+        rows = metrics.read_text().splitlines()
+        trunk_s += json.loads(rows[-1]).get("wall_time_s", 0.0) if rows else 0.0
     return {"wall_s": wall_seconds(out), **trained_flops(records),
-            "training_s": sum(r.get("wall_time_s") or 0.0 for r in records), **job_starts(out)}
+            "training_s": trunk_s + sum(r.get("wall_time_s") or 0.0 for r in records), **job_starts(out)}
 
 
 def show(name: str, s: dict) -> None:
