@@ -63,7 +63,7 @@ print(f"\nDemo done in {took}: {cost['isoflop_points']} isoFLOP points over {cos
 for row in doc.get("backtest") or []:
     if row["holdout"] != 1 or row["approach"] != "approach2":
         continue
-    for name in ("N_opt", "L_opt"):
+    for name in ("N_opt", "L_opt", "L_opt_floor"):
         q = row["quantities"].get(name)
         if q is None:
             continue
