@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # `make demo`: a small but complete text-to-image scaling study on CPU (see the README's "The demo" for the
 # measured numbers). Progressive, as a study with a real budget would run:
-#   1. sweep three budgets x six sizes (configs/sweeps/demo.yaml): train, validation loss, FID + accuracy + samples
-#      for the two best sizes of every budget;
-#   2. fit the laws on those three budgets and let `sweep next` propose seven sizes around the predicted N_opt of a
-#      4th, larger budget; train those;
-#   3. fit all four budgets (the backtest predicts the largest from the other three) and write the report with the
-#      samples of every budget's compute-optimal run.
-# Runs already in the store are skipped, so an interrupted demo resumes where it stopped.
+#   1. sweep eight budgets x six sizes from trunks (configs/sweeps/demo.yaml): one constant-LR trunk per size, a WSD
+#      cooldown branch per budget, validation loss of every branch, FID + accuracy + samples for the best size of
+#      every budget;
+#   2. fit the laws on those budgets and let `sweep next` propose seven sizes around the predicted N_opt of a 9th,
+#      larger budget (continuing the trunks of the sizes it picks); train those;
+#   3. fit all nine budgets (the backtest predicts the largest from the others, with the extrapolation-error
+#      interval of nested backtests) and write the report with the samples of every budget's compute-optimal run.
+# Runs already in the store are skipped, so an interrupted demo resumes where it stopped. Stage times go to
+# $out/timing.json (benchmarks/bench_demo.py reads them).
 set -euo pipefail
 out=${1:-outputs/demo}
 py=${PY:-.venv/bin/python}
-next_budget=${DEMO_NEXT_BUDGET:-1e12}
+next_budget=${DEMO_NEXT_BUDGET:-1.38e12}
 next_sizes=${DEMO_NEXT_SIZES:-7}   # DEMO_NEXT_SIZES, DEMO_BOOTSTRAP: tests/test_readme.py runs a tiny study
 bootstrap=${DEMO_BOOTSTRAP:-200}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started )) s"; }
+stamps=()
+stage_done() { stamps+=("\"$1\": $(( $(date +%s) - started ))"); }
 
 features=${DITLAWS_CACHE:-$HOME/.cache/ditlaws}/features/builtin_cnn.safetensors
 if ! "$py" -c "import sys; from ditlaws.feature_net.train import reusable; sys.exit(not reusable(sys.argv[1]))" \
@@ -30,15 +34,19 @@ echo "== 1. sweep: configs/sweeps/demo.yaml -> $out/sweep"
 "$py" -m ditlaws.sweep --config configs/sweeps/demo.yaml --out "$out/sweep" --dry-run | tail -n +2
 "$py" -m ditlaws.sweep --config configs/sweeps/demo.yaml --out "$out/sweep"
 
-echo "== 2. fit three budgets, propose the sizes of C = $next_budget ($(elapsed))"
-"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit_3_budgets" --bootstrap "$bootstrap" --no-figures \
+stage_done sweep
+echo "== 2. fit eight budgets, propose the sizes of C = $next_budget ($(elapsed))"
+"$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit_8_budgets" --bootstrap "$bootstrap" --no-figures \
   --predict "$next_budget" >/dev/null
 "$py" -m ditlaws.sweep next --from configs/sweeps/demo.yaml --store "$out/sweep/store" --budget "$next_budget" \
   --sizes "$next_sizes" --span 2.5 --write "$out/next.yaml"
 "$py" -m ditlaws.sweep --config "$out/next.yaml" --out "$out/sweep"
+stage_done next
 
-echo "== 3. fit all four budgets -> $out/fit ($(elapsed))"
+echo "== 3. fit all nine budgets -> $out/fit ($(elapsed))"
 "$py" fit_laws.py --runs "$out/sweep/store" --out "$out/fit" --bootstrap "$bootstrap" --predict 1e13 1e15
+stage_done fit
+(IFS=,; echo "{${stamps[*]}}") > "$out/timing.json"
 
 "$py" - "$out/fit/fit.json" "$out/sweep/store" "$(elapsed)" <<'EOF'
 import sys
@@ -46,18 +54,22 @@ import sys
 from ditlaws.laws.predict import load_fit
 from ditlaws.laws.samples_figure import compute_optimal_runs
 from ditlaws.store import LocalStore
+from ditlaws.sweep.trunks import trained_flops
 
 fit, store, took = load_fit(sys.argv[1]), LocalStore(sys.argv[2]), sys.argv[3]
 doc = fit.doc
-print(f"\nDemo done in {took}.")
+cost = trained_flops(store.list_runs("demo"))
+print(f"\nDemo done in {took}: {cost['isoflop_points']} isoFLOP points over {cost['budgets']} budgets from "
+      f"{cost['trunks']} trunks, {cost['trained_flops']:.3g} FLOPs trained (6ND; independent runs: "
+      f"{cost['independent_flops']:.3g}).")
 for row in doc.get("backtest") or []:
     if row["holdout"] != 1 or row["approach"] != "approach2":
         continue
-    for name in ("N_opt", "L_opt"):
+    for name in ("N_opt", "L_opt", "L_opt_floor"):
         q = row["quantities"].get(name)
         if q is None:
             continue
-        # with 3 fitted budgets there is no extrapolation-error model (it needs nested backtests): noise only
+        # the extrapolation-error interval needs nested backtests (>= 4 fitted budgets); else run noise only
         interval, covered, kind = ((q["ci90"], q["covered"], "90 % with extrapolation error") if q["ci90"] else
                                    (q["ci90_noise"], q["covered_noise"], "90 % from run noise"))
         print(f"  backtest, C = {row['C']:.3g} held out: {name} predicted {q['predicted']:.4g} "

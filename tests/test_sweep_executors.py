@@ -144,10 +144,23 @@ def test_two_child_processes_at_once_give_the_in_process_records(tmp_path, in_pr
     assert all((out / "runs" / run_id / "sweep_job.log").is_file() for run_id in stored(out))
 
 
+# A stand-in for `python -m ditlaws.sweep worker`: the same protocol (run folders on stdin, "<code> <folder>" on
+# stdout, each job's output in its sweep_job.log), each job running the fake script.
+FAKE_WORKER = ("import subprocess, sys\n"
+               "for line in sys.stdin:\n"
+               "    d = line.strip()\n"
+               "    with open(d + '/sweep_job.log', 'a') as log:\n"
+               "        code = subprocess.run([sys.executable, '-c', sys.argv[1], d], stdout=log,\n"
+               "                              stderr=subprocess.STDOUT).returncode\n"
+               "    print(code, d, flush=True)\n")
+
+
 def fake_jobs(monkeypatch, script: str) -> None:
     """Children that run `script` (with the run folder as argv[1]) instead of training: pool logic in a second."""
     monkeypatch.setattr("ditlaws.executors.subprocess_pool.job_command",
                         lambda run_dir, launch, port=None: [sys.executable, "-c", script, str(run_dir)])
+    monkeypatch.setattr("ditlaws.executors.subprocess_pool.worker_command",
+                        lambda: [sys.executable, "-c", FAKE_WORKER, script])
 
 
 def test_pool_runs_at_most_max_parallel_children_and_names_the_failures(tmp_path, monkeypatch):

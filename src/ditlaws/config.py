@@ -406,6 +406,8 @@ class SweepConfig:
     depths: list[int] | None = option(None, help=f"depths with width {WIDTH_PER_DEPTH}·depth, heads = depth", ge=1)
     seeds: list[int] = option(default_factory=lambda: [0], help="seeds per (budget, size)", ge=0)
     min_steps: int = option(50, help="runs with fewer steps are listed, not run", ge=1)
+    trunks: bool = option(False, help="one constant-LR trunk per (size, seed) and a WSD cooldown branch per budget "
+                          "(needs base.train.schedule wsd; ditlaws.sweep.trunks)")
     eval: SweepEvalConfig = option(default_factory=SweepEvalConfig, help="evaluation of each run")
     out: str | None = option(None, help="sweep folder: runs in <out>/runs, the store in <out>/store")
     store: str | None = option(None, help="another store folder (default <out>/store)")

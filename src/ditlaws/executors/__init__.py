@@ -1,11 +1,13 @@
 """Where a sweep's pending runs execute: in the runner's process, as child processes, or as Slurm jobs.
 
     local        ditlaws.sweep.runner trains each run in its own process, one after another
-    subprocess   subprocess_pool: `python -m ditlaws.sweep job RUN_DIR` children, executor.max_parallel at once
+    subprocess   subprocess_pool: one long-lived worker per slot (worker.py) running job after job,
+                 executor.max_parallel at once (`python -m ditlaws.sweep job RUN_DIR` children for multi-process runs)
     slurm        submitit_array: a job array through submitit's AutoExecutor; job ids kept in <out>/jobs.json
     --emit       emit: an sbatch --array script or a command list, for users without submitit
 
 Every executor launches the same job (launch.py), and a run is done when its record is in the store (progress.py).
+With `trunks: true` a job is a trunk with its branches (ditlaws.training.branch), done when all its branches are.
 """
 
 from __future__ import annotations

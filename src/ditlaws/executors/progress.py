@@ -48,6 +48,11 @@ class Outcome:
     records: dict[str, dict] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # run ids another process is working on
+    done: set[str] = field(default_factory=set)  # jobs (runs or trunks) whose records are all in the store
+
+    def collect(self, job, records: dict[str, dict]) -> None:
+        self.records.update(records)
+        self.done.add(job.run_id)
 
 
 class Progress:
@@ -60,7 +65,20 @@ class Progress:
         self.total = len(runs)
 
     def prefix(self, run: PlannedRun) -> str:
-        return f"[{self.position[run.run_id]}/{self.total}] {run.run_id}  steps {run.plan.compute.steps:,}"
+        if getattr(run, "branches", None) is not None:  # a trunk job (ditlaws.sweep.trunks)
+            ids = [self.position[b.run_id] for b in run.branches]
+            return f"[trunk of {','.join(map(str, ids))}/{self.total}] {run.run_id}  steps {run.steps:,}"
+        return f"[{self.position[run.run_id]}/{self.total}] {run.run_id}  steps {run.steps:,}"
+
+    def records_of(self, job) -> dict[str, dict] | None:
+        """{run_id: record} of what a job (a run, or a trunk's branches) put in the store; None if any is missing."""
+        out = {}
+        for run in getattr(job, "branches", None) or [job]:
+            record = self.record(run)
+            if record is None:
+                return None
+            out[run.run_id] = record
+        return out
 
     def record(self, run: PlannedRun) -> dict | None:
         """The run's record in the store (`lookup`, given by the sweep runner: its test of "done")."""
@@ -69,16 +87,16 @@ class Progress:
     def finished(self, run: PlannedRun, outcome: Outcome, seconds: float, resumed: bool, reason: str,
                  log_path: Path, since_submission: bool = False) -> None:
         """A job ended: its record into `outcome` (and a progress line), or a failure naming `log_path`."""
-        record = self.record(run)
-        if record is None:
+        records = self.records_of(run)
+        if records is None:
             failure = Failure(run.run_id, reason, log_path)
             outcome.failures.append(failure)
             self.log(f"{self.prefix(run)}  failed ({reason}); log {log_path}")
             return
-        outcome.records[run.run_id] = record
+        outcome.collect(run, records)
         self.log(f"{self.prefix(run)}  {'resumed, ' if resumed else ''}trained + evaluated "
                  f"{'' if since_submission else 'in '}{seconds:.1f} s{' after submission' if since_submission else ''}"
-                 f"  val_loss {loss_text(record)}")
+                 f"  val_loss {', '.join(loss_text(r) for r in records.values())}")
 
 
 def loss_text(record: dict) -> str:

@@ -59,10 +59,10 @@ def run_submitit(sweep: SweepConfig, pending: list[PlannedRun], progress: Progre
                                  "resubmitted")
                     watched[run.run_id] = Watched(run, job, entry, has_checkpoint(run))
                     continue
-                record = progress.record(run)
-                if record is not None:  # finished while no runner was watching
+                records = progress.records_of(run)
+                if records is not None:  # finished while no runner was watching
                     entry.state = "completed"
-                    outcome.records[run.run_id] = record
+                    outcome.collect(run, records)
                     progress.log(f"{progress.prefix(run)}  job {entry.job_id} finished, collected")
                     continue
                 entry.state = "failed"
@@ -148,7 +148,7 @@ def wait(watched: dict[str, Watched], outcome: Outcome, progress: Progress, path
                 state = state_of(w.job, w.entry)
                 progress.finished(w.run, outcome, time.time() - w.entry.submitted, w.resumed,
                                   f"job {w.entry.job_id} {state}", Path(w.entry.stderr), since_submission=True)
-                w.entry.state = "completed" if w.run.run_id in outcome.records else "failed"
+                w.entry.state = "completed" if w.run.run_id in outcome.done else "failed"
             if done:
                 with file_lock(path, label="sweep runner (job states)", timeout=120):
                     entries = read_ledger(path)

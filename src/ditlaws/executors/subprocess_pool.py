@@ -1,15 +1,20 @@
-"""The `subprocess` executor: each pending run as a child process, up to `executor.max_parallel` at once.
+"""The `subprocess` executor: the pending jobs on `executor.max_parallel` child processes at once.
 
-Each child runs `python -m ditlaws.sweep job RUN_DIR` (under `accelerate launch` for several processes per run)
-with its stdout and stderr in `<run folder>/sweep_job.log`. On a CPU, parallel children share the cores:
-OMP_NUM_THREADS = max(1, cores // (max_parallel·processes)) unless set; on GPUs each slot gets its own devices
-(CUDA_VISIBLE_DEVICES) when there are enough and the variable is not set.
+With one process per run, each slot keeps one long-lived worker (`python -m ditlaws.sweep worker`, worker.py) that
+runs job after job: no interpreter start and no torch import per run. A run that uses several processes is one
+child per run instead (`python -m ditlaws.sweep job RUN_DIR` under `accelerate launch`). Either way a job's stdout
+and stderr go to `<run folder>/sweep_job.log` (a trunk's folder for a trunk job). On a CPU, parallel children share
+the cores: OMP_NUM_THREADS = max(1, cores // (max_parallel·processes)) unless set; on GPUs each slot gets its own
+devices (CUDA_VISIBLE_DEVICES) when there are enough and the variable is not set.
 """
 
 from __future__ import annotations
 
+import queue as queues
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -42,6 +47,8 @@ def run_subprocesses(sweep: SweepConfig, pending: list[PlannedRun], progress: Pr
     """Run `pending` as child processes; returns what they put in the store, what failed and what was busy."""
     parallel = sweep.executor.max_parallel
     launch = launch_for(sweep.executor, "subprocess")
+    if not launch.accelerated:
+        return run_on_workers(sweep, pending, progress, launch)
     queue, children, free_slots, outcome = deque(pending), [], list(range(parallel)), Outcome()
     try:
         while queue or children:
@@ -116,3 +123,93 @@ def wait_all(children: list[Child], seconds: float) -> None:
             child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Long-lived workers (one process per run)
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "ditlaws.sweep", "worker"]
+
+
+@dataclass
+class Worker:
+    slot: int
+    process: subprocess.Popen
+    log_file: object  # the worker's own stderr (between jobs): <out>/jobs/worker_<slot>.log
+    job: tuple | None = None  # (run, started, resumed) while it runs one
+
+
+def start_worker(slot: int, launch: Launch, parallel: int, jobs_dir: Path, events: queues.Queue) -> Worker:
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(jobs_dir / f"worker_{slot}.log", "a")  # noqa: SIM115 (closed when the worker ends)
+    process = subprocess.Popen(worker_command(), env=child_env(launch, slot, parallel), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=log_file, text=True, bufsize=1)
+
+    def read() -> None:  # the result channel: "<exit code> <run folder>" per job, then EOF
+        for line in process.stdout:
+            events.put((slot, line))
+        events.put((slot, None))
+
+    threading.Thread(target=read, daemon=True).start()
+    return Worker(slot, process, log_file)
+
+
+def run_on_workers(sweep: SweepConfig, pending: list[PlannedRun], progress: Progress, launch: Launch) -> Outcome:
+    """`pending` on one long-lived worker per slot (started on demand, restarted if one dies)."""
+    parallel = sweep.executor.max_parallel
+    jobs_dir = Path(sweep.out_dir) / "jobs"
+    queue, outcome, events = deque(pending), Outcome(), queues.Queue()
+    workers: dict[int, Worker] = {}
+    try:
+        while queue or any(w.job for w in workers.values()):
+            for slot in range(parallel):
+                if not queue:
+                    break
+                worker = workers.get(slot)
+                if worker is not None and (worker.job is not None or worker.process.poll() is not None):
+                    continue
+                run = queue.popleft()
+                holder = held_elsewhere(run)
+                if holder is not None:
+                    progress.log(f"{progress.prefix(run)}  in progress elsewhere ({holder.describe()}), skipped")
+                    outcome.busy.append(run.run_id)
+                    continue
+                if worker is None:
+                    worker = workers[slot] = start_worker(slot, launch, parallel, jobs_dir, events)
+                worker.job = (run, time.perf_counter(), has_checkpoint(run))
+                worker.process.stdin.write(f"{Path(run.config.train.output_dir).resolve()}\n")
+                worker.process.stdin.flush()
+                if parallel > 1:
+                    progress.log(f"{progress.prefix(run)}  started (pid {worker.process.pid}, worker {slot}, log "
+                                 f"{Path(run.config.train.output_dir) / LOG_FILE})")
+            try:
+                slot, line = events.get(timeout=POLL_S)
+            except queues.Empty:
+                continue
+            worker = workers[slot]
+            if line is None:  # the worker died (killed, out of memory): its job failed, the slot starts afresh
+                worker.process.wait()
+                worker.log_file.close()
+                del workers[slot]
+                reason = f"worker exit {worker.process.returncode}"
+            else:
+                reason = f"exit {line.split()[0]}"
+            if worker.job is not None:
+                run, started, resumed = worker.job
+                worker.job = None
+                progress.finished(run, outcome, time.perf_counter() - started, resumed, reason,
+                                  Path(run.config.train.output_dir) / LOG_FILE)
+    except KeyboardInterrupt:
+        stop(list(workers.values()))
+        raise
+    for worker in workers.values():  # no more jobs: each worker ends when its stdin closes
+        worker.process.stdin.close()
+    wait_all(list(workers.values()), 30.0)
+    for worker in workers.values():
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+        worker.log_file.close()
+    return outcome

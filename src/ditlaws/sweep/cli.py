@@ -2,7 +2,8 @@
 
     python -m ditlaws.sweep --config SWEEP.yaml [--out DIR] [--dry-run] [--executor local|subprocess|slurm]
     python -m ditlaws.sweep --config SWEEP.yaml --emit sbatch|list  # job files + a batch script / command list
-    python -m ditlaws.sweep job RUN_DIR                 # one run end to end (what executors launch)
+    python -m ditlaws.sweep job RUN_DIR                 # one run (or trunk + branches) end to end
+    python -m ditlaws.sweep worker                      # run folders on stdin, one job after another
     python -m ditlaws.sweep next --store S --budget C [--sizes 5] [--from SWEEP.yaml] --write NEXT.yaml
 
 --executor overrides the YAML's `executor.kind`: `local` trains the runs in this process one after another,
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["job"]:
             return job_main(argv[1:])
+        if argv[:1] == ["worker"]:
+            from ditlaws.executors.worker import main as worker_main
+
+            return worker_main(argv[1:])
         if argv[:1] == ["next"]:
             from ditlaws.sweep.next import main as next_main
 
@@ -85,14 +90,22 @@ def sweep_main(argv: list[str]) -> int:
 
 
 def job_main(argv: list[str]) -> int:
-    from ditlaws.sweep.job import run_job
+    from pathlib import Path
+
+    from ditlaws.sweep.job import read_job_file, run_job
+    from ditlaws.training.branch import TRUNK_KIND, run_trunk_job
 
     p = ArgumentParser(prog="python -m ditlaws.sweep job", description="Run one sweep job (train, validation "
-                       "loss, store record) from its folder's sweep_job.json.")
-    p.add_argument("run_dir", help="the run folder holding sweep_job.json")
+                       "loss, store record) from its folder's sweep_job.json; a trunk's folder runs the trunk and "
+                       "all its branches.")
+    p.add_argument("run_dir", help="the run (or trunk) folder holding sweep_job.json")
     args = p.parse_args(argv)
-    record = run_job(args.run_dir)
-    val = (record.get("eval") or {}).get("val_loss") or {}
-    if "mean" in val:
-        print(f"{record['run_id']}: val_loss {val['mean']:.5f} ± {val['sem']:.5f}")
+    if read_job_file(Path(args.run_dir)).get("kind") == TRUNK_KIND:
+        records = list(run_trunk_job(args.run_dir).values())
+    else:
+        records = [run_job(args.run_dir)]
+    for record in records:
+        val = (record.get("eval") or {}).get("val_loss") or {}
+        if "mean" in val:
+            print(f"{record['run_id']}: val_loss {val['mean']:.5f} ± {val['sem']:.5f}")
     return 0

@@ -63,14 +63,16 @@ def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | No
     return record
 
 
-def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True) -> dict:
+def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, start_from: Path | None = None,
+            trunk: dict | None = None) -> dict:
     """Train (or resume) the run of a job file with the sweep's plan, measure its validation loss, and end it
     through the end-of-run hook (`ditlaws.publish.end_of_run`: record -> store -> model and Hub).
 
     The run folder's lock is taken by training (or passed in by a caller that holds it, as the in-process runner
     does); a folder another process is working in is a `LockBusy` error naming it. Hub pushes run in the
     background: `wait` bounds the wait at the end by hub.wait_s; `wait=False` leaves them to the caller
-    (`ditlaws.publish.wait_pending`)."""
+    (`ditlaws.publish.wait_pending`). A trunk's branch (`ditlaws.training.branch`) starts from `start_from` (its
+    trunk's checkpoint) and records `trunk`."""
     from accelerate import PartialState
 
     from ditlaws.publish import end_of_run
@@ -88,7 +90,7 @@ def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True) -> dic
         return record
     handed: dict = {}  # training's publisher, for the pushes after the evaluation
     summary = train(cfg, plan=plan, lock=lock, end=lambda summary, model_dir, publisher: handed.update(
-        publisher=publisher))
+        publisher=publisher), start_from=start_from)
     if not PartialState().is_main_process:
         return summary
     summary.pop("replica_param_sha256", None)
@@ -96,6 +98,8 @@ def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True) -> dic
     record = {**summary, "eval": {"val_loss": val},
               "sweep": {"study": spec["study"], "config_sha256": spec["fingerprint"],
                         "eval": {k: getattr(eval_cfg, k) for k in LOSS_EVAL_KEYS}, "output_dir": str(run_dir)}}
+    if trunk is not None:
+        record["trunk"] = trunk
     end_of_run(run_dir, cfg.hub, record, model_dir=run_dir / "model", store=store, keep_model=spec["keep_models"],
                publisher=handed.get("publisher"), wait=wait)
     return record

@@ -8,7 +8,9 @@ the 90 % interval that includes extrapolation error, sets the sizes: geometrical
 end / span to its high end × span, so the new isoFLOP curve's minimum falls inside the sampled sizes. Each target N
 is matched to the nearest model in the sweep's own size family (its depths, or its (depth, heads) with the width
 chosen to hit N). The written YAML is the same sweep with `budgets: [C]` and those sizes: running it extends the
-same study in the same store.
+same study in the same store. With `trunks: true` the new budget's branches continue the existing trunks of the
+sizes picked (a trunk is identified by size and seed alone; it resumes from its latest checkpoint) and start new
+trunks only for new sizes; the YAML's header says which.
 """
 
 from __future__ import annotations
@@ -106,8 +108,27 @@ def propose(sweep_path: Path, budget: float, count: int = 5, span: float = 1.5, 
     raw.update(budgets=[float(budget)], sizes=sizes, out=str(sweep.out_dir), store=str(store_dir))
     basis = {"study": sweep.study, "budget": budget, "N_opt": n["value"], "ci90": n["ci90"],
              "approach": n["approach"], "warnings": n["warnings"],
-             "N": [n_of(s) for s in sizes]}
+             "N": [n_of(s) for s in sizes],
+             "trunks": trunk_notes(sweep, budget, sizes, store_dir) if sweep.trunks else []}
     return raw, basis
+
+
+def trunk_notes(sweep: SweepConfig, budget: float, sizes: list[dict], store_dir: Path) -> list[str]:
+    """Per size: which existing trunk the new budget's branch continues (constant LR has no end), or a new one. The
+    trunks are looked for beside the store (`<out>/runs` of a sweep run with `--out`), else in the sweep's folder."""
+    from ditlaws.sweep.plan import run_config
+    from ditlaws.sweep.trunks import trunk_config
+    from ditlaws.training.checkpoint import complete_checkpoints
+
+    runs_dir = store_dir.parent / "runs" if (store_dir.parent / "runs").is_dir() else sweep.runs_dir
+    notes = []
+    for size in sizes:
+        for seed in sweep.seeds:
+            cfg = trunk_config(run_config(sweep, budget, size, seed), runs_dir)
+            found = complete_checkpoints(cfg.train.output_dir)
+            notes.append(f"{cfg.train.run_id}: " + (f"continues the existing trunk from step {found[-1][0]:,}"
+                                                     if found else "new trunk (trained from step 0)"))
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
               f"# from the current fit ({basis['approach']}): N_opt = {basis['N_opt']:.4g}"
               + (f", 90 % interval [{lo:.4g}, {hi:.4g}]" if lo else "") + "\n"
               f"# sizes N = {', '.join(f'{n:,}' for n in basis['N'])}\n")
+    for note in basis["trunks"]:
+        header += f"# trunk {note}\n"
     for w in basis["warnings"]:
         header += f"# warning: {w}\n"
     out.parent.mkdir(parents=True, exist_ok=True)

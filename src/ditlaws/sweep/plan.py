@@ -35,6 +35,8 @@ class PlannedRun:
     config: RunConfig
     plan: RunPlan
     skip_reason: str | None = None  # why the run is left out of the sweep (None: it runs)
+    branch_step: int | None = None  # trunks: the step of its trunk where this run's cooldown starts
+    trunk_id: str | None = None  # trunks: the trunk it branches from
 
     @property
     def run_id(self) -> str:
@@ -98,6 +100,11 @@ def plan_sweep(sweep: SweepConfig) -> list[PlannedRun]:
                     reason = f"{plan.compute.steps} steps <= warmup_steps {cfg.train.warmup_steps}"
                 runs.append(PlannedRun(budget=budget, size=dict(size), seed=seed, config=cfg, plan=plan,
                                        skip_reason=reason))
+    if sweep.trunks:
+        from ditlaws.sweep.trunks import check_trunk_sweep, plan_trunks
+
+        check_trunk_sweep(sweep, first)
+        plan_trunks(sweep, [r for r in runs if r.skip_reason is None])
     ids = [r.run_id for r in runs]
     if len(set(ids)) < len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -110,8 +117,22 @@ def format_plan(runs: list[PlannedRun]) -> str:
     lines = [header, "-" * len(header)]
     for r in runs:
         width = r.config.model.width or preset_size(r.config.model.depth)["width"]
+        note = f"skip: {r.skip_reason}" if r.skip_reason else (
+            f"branch of {r.trunk_id} at step {r.branch_step:,}" if r.trunk_id else "")
         lines.append(f"{r.run_id:<40} {r.size['depth']:>5} {width:>5} {r.N:>12,} {r.steps:>8,} {r.D:>14,} "
-                     f"{r.C:>10.3g}  {'skip: ' + r.skip_reason if r.skip_reason else ''}")
+                     f"{r.C:>10.3g}  {note}")
     active = [r for r in runs if r.skip_reason is None]
     lines.append(f"{len(active)} of {len(runs)} runs to train; total {sum(r.C for r in active):.3g} FLOPs (6ND)")
+    lines.append(cost_of(active).line())
     return "\n".join(lines)
+
+
+def cost_of(active: list[PlannedRun]):
+    """The sweep's FLOPs as trained (`ditlaws.sweep.trunks.Cost`): trunks + cooldowns, or independent runs."""
+    from ditlaws.sweep.trunks import TrunkJob, sweep_cost
+
+    trunks: dict[str, TrunkJob] = {}
+    for r in active:
+        if r.trunk_id is not None:
+            trunks.setdefault(r.trunk_id, TrunkJob(r.config)).branches.append(r)
+    return sweep_cost(active, list(trunks.values()))

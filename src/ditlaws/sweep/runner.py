@@ -16,7 +16,7 @@ from ditlaws.executors.progress import Outcome, Progress, RunsFailed, has_checkp
 from ditlaws.locks import folder_lock
 from ditlaws.publish import end_of_study
 from ditlaws.sweep.job import run_job, stored_record, sweep_fingerprint, write_job
-from ditlaws.sweep.plan import PlannedRun, plan_sweep
+from ditlaws.sweep.plan import PlannedRun, cost_of, plan_sweep
 
 
 def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list[dict]:
@@ -30,6 +30,7 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
     started = time.perf_counter()
     runs, records, todo = pending_runs(sweep, store, log)
     progress = Progress(sweep, runs, lookup(sweep, store), log)
+    cost = cost_of(runs)  # trunks + cooldowns vs independent runs (ditlaws.sweep.trunks)
     if sweep.executor.kind == "local":
         outcome = run_in_process(todo, progress)
     else:
@@ -48,7 +49,8 @@ def run_sweep(sweep: SweepConfig, log=print, cluster: str | None = None) -> list
 
         ordered = evaluate_generation(sweep, store, ordered, log=log)
     end_of_study(store.root, sweep.hub, sweep.study, [r["run_id"] for r in ordered], log=log)
-    log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s)")
+    log(f"sweep {sweep.study}: {len(ordered)} runs in {store.root} ({time.perf_counter() - started:.0f} s); "
+        f"{cost.line()}")
     return ordered
 
 
@@ -73,6 +75,10 @@ def pending_runs(sweep: SweepConfig, store, log=print) -> tuple[list[PlannedRun]
             todo.append(run)
     for run in todo:
         write_job(run.config, sweep, run.plan)
+    if sweep.trunks:  # the jobs are the trunks, each with its pending branches
+        from ditlaws.sweep.trunks import trunk_jobs
+
+        todo = trunk_jobs(sweep, todo)
     return runs, records, todo
 
 
@@ -105,17 +111,22 @@ def run_in_process(todo: list[PlannedRun], progress: Progress) -> Outcome:
             outcome.busy.append(run.run_id)
             continue
         try:
-            done = progress.record(run)
+            done = progress.records_of(run)
             if done is not None:  # finished by another runner while this one was busy
                 log(f"{progress.prefix(run)}  in store (finished by another runner), skipped")
-                outcome.records[run.run_id] = done
+                outcome.collect(run, done)
                 continue
             resumed = has_checkpoint(run)
             t0 = time.perf_counter()
-            outcome.records[run.run_id] = record = run_job(run.config.train.output_dir, log=log, lock=lock,
-                                                               wait=False)
+            if getattr(run, "branches", None) is not None:  # a trunk and its branches (ditlaws.training.branch)
+                from ditlaws.training.branch import run_trunk_job
+
+                records = run_trunk_job(run.config.train.output_dir, log=log, lock=lock, wait=False)
+            else:
+                records = {run.run_id: run_job(run.config.train.output_dir, log=log, lock=lock, wait=False)}
+            outcome.collect(run, records)
         finally:
             lock.release()
         log(f"{progress.prefix(run)}  {'resumed, ' if resumed else ''}trained + evaluated in "
-            f"{time.perf_counter() - t0:.1f} s  val_loss {loss_text(record)}")
+            f"{time.perf_counter() - t0:.1f} s  val_loss {', '.join(loss_text(r) for r in records.values())}")
     return outcome

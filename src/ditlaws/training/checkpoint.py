@@ -34,6 +34,7 @@ from ditlaws.jsonio import write_json_atomic
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.json"
+KEEP_FILE = "keep_checkpoints.json"  # in the run folder: {"steps": [...]} never pruned (a trunk's branch points)
 STEP_DIR = re.compile(r"^step_(\d+)$")
 STATE_KEYS = {"step": int, "losses": dict, "wall_time_s": (int, float), "fingerprint": dict}
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
@@ -220,11 +221,28 @@ def read_state(folder: Path) -> dict:
     return json.loads((folder / STATE_FILE).read_text())
 
 
+def kept_steps(output_dir: str | Path) -> set[int]:
+    """Steps whose checkpoints `prune` keeps whatever `keep` says: a trunk's branch points (`KEEP_FILE`)."""
+    path = Path(output_dir) / KEEP_FILE
+    try:
+        return {int(s) for s in json.loads(path.read_text()).get("steps", [])}
+    except (FileNotFoundError, ValueError, AttributeError, TypeError):
+        return set()
+
+
+def keep_steps(output_dir: str | Path, steps) -> None:
+    """Add `steps` to the checkpoints `prune` never deletes (a trunk's branch points)."""
+    write_json_atomic(Path(output_dir) / KEEP_FILE, {"steps": sorted(kept_steps(output_dir) | set(steps))})
+
+
 def prune(output_dir: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` finished checkpoints (and stale unfinished ones); return what went."""
+    """Delete all but the newest `keep` finished checkpoints (and stale unfinished ones) apart from the steps in
+    `KEEP_FILE` (a trunk's branch points); return what went."""
     finished = complete_checkpoints(output_dir)
     newest = finished[-1][0] if finished else -1
+    kept = kept_steps(output_dir)
     removed = [path for _, path in finished[:-keep]] if keep > 0 else [path for _, path in finished]
+    removed = [path for path in removed if int(STEP_DIR.match(path.name).group(1)) not in kept]
     root = Path(output_dir) / "checkpoints"
     if root.is_dir():  # unfinished folders older than the newest finished one are leftovers of a crash
         for path in root.iterdir():

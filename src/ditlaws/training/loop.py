@@ -82,7 +82,8 @@ class Run:
         return self.wall_before + time.perf_counter() - self.started
 
 
-def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None) -> dict:
+def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None, *, start_from: Path | None = None,
+          stop_at: int | None = None) -> dict | None:
     """Run (or resume) one training run; returns the run record that is also written to summary.json.
 
     `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it and checked
@@ -90,7 +91,10 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None) -> d
     folder is locked for the run (`ditlaws.locks`; a folder another process is training in is refused, naming it);
     a caller that holds the lock passes it in. At the end the main process calls `end(summary, model_dir,
     publisher)`; without it, the end-of-run hook (`ditlaws.publish.end_of_run`: the Hub when `hub.org` is set).
-    A caller that records the run itself (a sweep job) passes its own `end` and calls the hook later."""
+    A caller that records the run itself (a sweep job) passes its own `end` and calls the hook later.
+    Trunks (`ditlaws.training.branch`): `start_from` is a checkpoint of another run (a trunk's branch point) to
+    start from when this run has none of its own; `stop_at` ends the run after that step's checkpoint, unfinished
+    (returns None, and no end-of-run hook runs)."""
     output = Path(cfg.train.output_dir)
     run_dir.check_folder(output)
     with run_dir.locked(output, lock) as held:
@@ -100,7 +104,7 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None) -> d
             if held is not None:  # what did not reach the Hub yet goes now (idempotent)
                 (end or _end_of_run(cfg, output))(summary, output / "model", None)
             return AlreadyFinished(summary)
-        return _train(cfg, plan, output, held, end or _end_of_run(cfg, output))
+        return _train(cfg, plan, output, held, end or _end_of_run(cfg, output), start_from, stop_at)
 
 
 def _end_of_run(cfg: RunConfig, output: Path):
@@ -113,8 +117,9 @@ def _end_of_run(cfg: RunConfig, output: Path):
     return end
 
 
-def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end) -> dict:
-    run = start_run(cfg, plan, output)
+def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end, start_from=None, stop_at=None
+           ) -> dict | None:
+    run = start_run(cfg, plan, output, start_from)
     run.lock, run.end = lock, end
     t, acc = cfg.train, run.accelerator
     params = [p for p in run.model.parameters() if p.requires_grad]
@@ -123,11 +128,12 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end) -> dic
     optimizer, clip_gradients = direct_step(acc, run.optimizer)
     pending = PendingSteps()
     batches = run.data.batches(skip=run.start_step * run.layout.accumulation)
-    bar = tqdm(total=run.total, initial=run.start_step, disable=not run.main, desc=run.plan.run_id,
+    last_step = run.total if stop_at is None else min(stop_at, run.total)
+    bar = tqdm(total=last_step, initial=run.start_step, disable=not run.main, desc=run.plan.run_id,
                dynamic_ncols=True, mininterval=1.0)
     last_log = (time.perf_counter(), run.start_step)
     run.model.train()
-    for step in range(run.start_step, run.total):
+    for step in range(run.start_step, last_step):
         lr = lr_at(step, run.total, t.lr, t.schedule, t.warmup_steps, t.cooldown_frac)
         set_lr(run.optimizer, lr)
         draws = draw_step(t.seed, step, t.global_batch, run.data.latent_shape, sampler=t.t_sampler, loc=t.t_loc,
@@ -140,17 +146,17 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end) -> dic
         pending.add(step, loss, grad_norm)
         done = step + 1
         bar.update(1)
-        checkpoint_due = done == run.total or (t.checkpoint_every and done % t.checkpoint_every == 0)
+        checkpoint_due = done == last_step or (t.checkpoint_every and done % t.checkpoint_every == 0)
         if not defer_checks or checkpoint_due or done % t.log_every == 0:
             last = sync_point(run, pending)
-            if done % t.log_every == 0 or done == run.total:
+            if done % t.log_every == 0 or done == last_step:
                 last_log = log_metrics(run, done, lr, last, last_log)
                 bar.set_postfix(loss=f"{last[1]:.4f}", ema=f"{run.losses.ema:.4f}", lr=f"{lr:.2e}")
         if checkpoint_due:
             save_checkpoint(run, done)
         run.faults.after_step(done)
     bar.close()
-    return finish_run(run)
+    return finish_run(run) if last_step == run.total else None
 
 
 def accumulate_gradients(run: Run, batches, draws: dict, step: int) -> torch.Tensor:
@@ -264,7 +270,7 @@ def finish_run(run: Run) -> dict:
 # Setting a run up
 
 
-def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
+def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path, start_from: Path | None = None) -> Run:
     """Accelerator, batch layout, data, model, optimizer, resume state and outputs of one run, checked up front."""
     t = cfg.train
     accelerator = make_accelerator(cfg)
@@ -294,10 +300,15 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path) -> Run:
         restore_lr_scales(optimizer, accelerator.unwrap_model(model), t.weight_decay)
         losses.load_state_dict(state["losses"])
         start_step, wall_before = state["step"], state["wall_time_s"]
+    elif start_from is not None:  # a branch's first start: its trunk's state at the branch point
+        from ditlaws.training.branch import load_branch_point
+
+        start_step = load_branch_point(accelerator, losses, Path(start_from), output)
+        restore_lr_scales(optimizer, accelerator.unwrap_model(model), t.weight_decay)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output / "config.yaml")
-    metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir else None,
+    metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir or start_from else None,
                             enabled=accelerator.is_main_process)
     if accelerator.trackers:
         accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))
