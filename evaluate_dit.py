@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     try:
         target, cfg, overrides = parse_args(sys.argv[1:] if argv is None else argv)
         from ditlaws.evaluation.loading import resolve_checkpoint
-        from ditlaws.evaluation.runner import evaluate_checkpoint, run_record_for_store, store_eval
+        from ditlaws.evaluation.runner import check_store_target, evaluate_checkpoint, run_record_for_store, store_eval
 
         record = None
         if target.store:
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
             except UserError as err:
                 raise UserError(f"--store {err}") from None
             record = run_record_for_store(resolve_checkpoint(target.checkpoint)[1])
+            check_store_target(store, record)  # a bad id or a damaged record is refused before computing
             if getattr(store, "org", None) and store.study != record["study"]:
                 raise UserError(f"--store {target.store}: the run belongs to study {record['study']!r}, not "
                                 f"{store.study!r}")
@@ -79,6 +80,14 @@ def main(argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        from ditlaws.jsonio import no_space
+
+        if not no_space(err):
+            raise
+        print(f"error: no space left ({err.strerror}) writing {err.filename or 'the results'}; files written "
+              "before are intact: free space and run again", file=sys.stderr)
+        return 4
     print(json.dumps(report["summary"], indent=2, allow_nan=False))
     print(f"wrote {path}")
     return 0

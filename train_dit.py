@@ -1,13 +1,16 @@
 """Train one DiT: `accelerate launch train_dit.py --config configs/train/demo.yaml [--section.key value ...]`.
 
 Also runs as plain `python train_dit.py ...` (one process). Exit codes: 0 done, 2 bad config or input
-(one line naming the key), 3 the loss became NaN / inf (the last good checkpoint is kept), 130 interrupted.
+(one line naming the key), 3 the loss became NaN / inf (the last good checkpoint is kept), 4 no space left on the
+disk (or quota / file-size limit; what was written stays intact, free space and resume), 130 interrupted (Ctrl-C, or
+SIGTERM: stops after the current step with a checkpoint of it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -32,19 +35,33 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from ditlaws.training import EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_USER_ERROR, NonFiniteLossError, train
+    from ditlaws import training
+
+    train = training.train
 
     try:
         summary = train(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except NonFiniteLossError as err:
+        return training.EXIT_USER_ERROR
+    except training.NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_NON_FINITE
+        return training.EXIT_NON_FINITE
     except KeyboardInterrupt as err:
-        print(f"interrupted: {err or 'keyboard interrupt'}; resume with --train.resume latest", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        from ditlaws.training.loop import latest_checkpoint_name
+
+        print(f"interrupted: {str(err) or 'keyboard interrupt'}; last checkpoint: "
+              f"{latest_checkpoint_name(Path(cfg.train.output_dir))}; resume with --train.resume latest",
+              file=sys.stderr)
+        return training.EXIT_INTERRUPTED
+    except OSError as err:
+        from ditlaws.jsonio import no_space
+
+        if not no_space(err):
+            raise
+        print(f"error: no space left ({err.strerror}) writing {err.filename or cfg.train.output_dir}; what was "
+              "written before is intact: free space and rerun with --train.resume latest", file=sys.stderr)
+        return training.EXIT_NO_SPACE
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -258,14 +258,9 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     """Write the resolved config atomically (a reader, or a run killed mid-write, never sees half a file)."""
-    import os
-    import tempfile
+    from ditlaws.jsonio import write_text_atomic
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
 
 
 # ---------------------------------------------------------------------------------------------------------------

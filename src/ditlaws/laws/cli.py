@@ -7,8 +7,10 @@ Every flag is a field of ``FitInputs`` (what to read and write) or ``FitOptions`
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,16 +143,17 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
                    "n_skipped": len(t.skipped)} for t in tables]
     opts = {**dataclasses.asdict(inputs), **dataclasses.asdict(options)}
     out.mkdir(parents=True, exist_ok=True)
-    path = write_fit_json(out / "fit.json", docs[0], docs[1:], inputs_doc, opts, comparison, ood)
-    figures = {}
-    if inputs.figures:
-        from ditlaws.laws import plots
+    with staged(out) as stage:  # all outputs or none: a full disk leaves the earlier fit whole
+        path = write_fit_json(stage / "fit.json", docs[0], docs[1:], inputs_doc, opts, comparison, ood)
+        figures = {}
+        if inputs.figures:
+            from ditlaws.laws import plots
 
-        figures = plots.all_figures(path, out)
-        samples = samples_figure_of(inputs.runs, tables[0].studies[0], out / "fig6_samples_by_budget.png")
-        if samples is not None:
-            figures["samples"] = samples.name
-    report.write_report(out / "report.md", path, figures)
+            figures = plots.all_figures(path, stage)
+            samples = samples_figure_of(inputs.runs, tables[0].studies[0], stage / "fig6_samples_by_budget.png")
+            if samples is not None:
+                figures["samples"] = samples.name
+        report.write_report(stage / "report.md", path, figures)
     if inputs.push:
         from ditlaws.store import HubStore
 
@@ -158,6 +161,27 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
         sha = HubStore(org, name.removesuffix("-results")).put_fit(out)
         print(f"pushed the fit to {inputs.hub} fit/ (commit {sha})")
     return docs[0]
+
+
+@contextmanager
+def staged(out: Path):
+    """A hidden folder inside `out` to write a fit's files into; when the block succeeds they are moved into `out`
+    (renames: no space needed, each file whole), fit.json last; on any error the folder goes and `out` is as before.
+    """
+    import shutil
+    import tempfile
+
+    from ditlaws.jsonio import umask_mode
+
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".fit-staging-"))
+    try:
+        yield stage
+        names = sorted((p.name for p in stage.iterdir()), key=lambda n: n == "fit.json")
+        for name in names:
+            os.chmod(stage / name, umask_mode())
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def samples_figure_of(runs: str | None, study: str, path: Path) -> Path | None:
@@ -183,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        from ditlaws.jsonio import no_space
+
+        if not no_space(e):
+            raise
+        print(f"error: no space left ({e.strerror}) writing into {inputs.out}; the earlier fit there is intact: "
+              "free space and run again", file=sys.stderr)
+        return 4
     from ditlaws.laws.report import answer
 
     for line in notes(doc):

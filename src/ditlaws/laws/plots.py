@@ -15,6 +15,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from ditlaws.laws.predict import FitResult, load_fit  # noqa: E402
 
 
+def save_figure(fig, path: Path) -> None:
+    """A PNG written atomically (a full disk leaves the earlier figure, never half of one)."""
+    from ditlaws.jsonio import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+
+
 def plain_log_ticks(ax, axis: str = "y") -> None:
     """Log axis labelled in plain decimals (0.2, 0.3, 0.5) rather than powers of ten, for narrow ranges."""
     target = ax.yaxis if axis == "y" else ax.xaxis
@@ -106,7 +114,7 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
         elif name in fit.laws("approach3"):
             law_panel(ax, fit, name, "approach3", color="C2", points=False)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -133,7 +141,7 @@ def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
         if fit.laws()[name]["transform"] == "one_minus":
             ax.set_yscale("linear")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -165,7 +173,7 @@ def backtest_figure(fit: FitResult, path: Path) -> Path | None:
             plain_log_ticks(ax, "x")
             plain_log_ticks(ax, "y")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -184,7 +192,7 @@ def ood_figure(ood: dict, path: Path) -> Path:
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.3)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -202,7 +210,7 @@ def compare_figure(fit: FitResult, path: Path) -> Path | None:
         if name == "L_opt":
             plain_log_ticks(ax)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
