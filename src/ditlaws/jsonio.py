@@ -33,6 +33,15 @@ def umask_mode(base: int = 0o666) -> int:
     return base & ~mask
 
 
+def umask_modes(folder: str | Path) -> None:
+    """Give every file under `folder` the mode a plain `open()` would (0666 minus the umask): libraries that write
+    through a temporary file (safetensors' `save_file`) leave 0600."""
+    mode = umask_mode()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; when the block ends without error, the temporary file (written by the

@@ -86,9 +86,10 @@ class FeatureStats:
         """npz with mu, sigma, n and the extractor name (no pickles)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, mu=self.mean, sigma=self.cov, n=np.int64(self.n), extractor=np.str_(self.extractor))
-        tmp.replace(path)
+        from ditlaws.jsonio import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, mu=self.mean, sigma=self.cov, n=np.int64(self.n), extractor=np.str_(self.extractor))
 
     @classmethod
     def load(cls, path) -> FeatureStats:

@@ -77,7 +77,10 @@ class BuiltinFeatureNet(nn.Module):
 
     def save(self, path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), str(path), metadata={"config": json.dumps(self.config), "format": FORMAT})
+        from ditlaws.jsonio import atomic_path
+
+        with atomic_path(path) as tmp:
+            save_file(self.state_dict(), str(tmp), metadata={"config": json.dumps(self.config), "format": FORMAT})
 
     @classmethod
     def load(cls, path) -> BuiltinFeatureNet:

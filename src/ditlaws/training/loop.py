@@ -9,8 +9,10 @@ Fault injection for tests goes through `faults.py` only.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from tqdm.auto import tqdm
 from ditlaws.config import RunConfig, identity, identity_diff, save_config
 from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
-from ditlaws.jsonio import no_space, read_json, write_json_atomic
+from ditlaws.jsonio import no_space, read_json, umask_modes, write_json_atomic
 from ditlaws.training import checkpoint as ckpt
 from ditlaws.training import run_dir
 from ditlaws.training.data import open_train_data
@@ -232,10 +234,14 @@ def save_checkpoint(run: Run, step: int) -> None:
         ckpt.begin_save(folder)
     acc.wait_for_everyone()
     try:
-        acc.save_state(str(folder))
+        try:
+            acc.save_state(str(folder))
+        except RuntimeError as err:  # torch.save reports a full disk as a RuntimeError from its zip writer
+            raise as_no_space(err, folder) from err
         acc.wait_for_everyone()
         run.faults.during_save("kill_save", step)
         if run.main:
+            umask_modes(folder)
             run.metrics.snapshot(folder, step)
             ckpt.write_state(folder, {"step": step, "losses": run.losses.state_dict(),
                                       "wall_time_s": run.wall_time(), "fingerprint": fingerprint(run.cfg, run.plan)})
@@ -248,6 +254,32 @@ def save_checkpoint(run: Run, step: int) -> None:
     if run.main:
         ckpt.prune(run.output, run.cfg.train.keep_checkpoints)
     acc.wait_for_everyone()
+
+
+def disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a library's error while writing into `folder` is a full disk (torch.save says "iostream error" /
+    "unexpected pos" from its zip writer, not ENOSPC)."""
+    import shutil
+
+    text = " ".join(str(e) for e in (err, err.__context__, err.__cause__) if e is not None)
+    if any(no_space(e) for e in (err.__context__, err.__cause__) if e is not None):
+        return True
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        free = 0
+    if any(words in text for words in ("No space left", "os error 28", "os error 27", "Disk quota", "too large")):
+        return True
+    return ("iostream error" in text or "unexpected pos" in text or "file write failed" in text) and \
+        free < 64 * 2**20
+
+
+def as_no_space(err: BaseException, folder: Path) -> BaseException:
+    """`err` as an OSError(ENOSPC) when it is a full disk in a library's own words, else `err` itself."""
+    if isinstance(err, OSError) or not disk_full(err, folder):
+        return err
+    return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({str(err).splitlines()[0] if str(err) else ''})",
+                   str(folder))
 
 
 def finish_run(run: Run) -> dict:
@@ -396,9 +428,10 @@ def save_model(run: Run, folder: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         unwrapped.save_pretrained(tmp, safe_serialization=True)
-    except OSError:  # e.g. a full disk: the half-written copy goes, the checkpoints stay
+    except Exception as err:  # e.g. a full disk: the half-written copy goes, the checkpoints stay
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise as_no_space(err, folder) from err
+    umask_modes(tmp)
     run.faults.during_save("kill_model", run.total)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
