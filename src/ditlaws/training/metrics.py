@@ -73,8 +73,11 @@ class MetricsWriter:
 
     def write(self, record: dict) -> None:
         if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+            try:
+                with self.path.open("a") as f:
+                    f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+            except OSError as err:  # name the file (a failed flush says nothing about which)
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
 
     def snapshot(self, folder: str | Path, step: int) -> None:
         """Copy the log's complete records up to `step` into a checkpoint folder (what a resume restores)."""
