@@ -222,7 +222,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def load_data_config(path: str | Path | None, overrides: list[str] | None = None) -> DataConfig:
     """Only the `data:` section of a YAML config (other sections are ignored, not validated) plus
     `--data.key value` overrides: for tools that read data alone (prepare, evaluation)."""
-    raw = (read_yaml(path).get("data") or {}) if path else {}
+    raw = read_yaml(path).get("data") if path else None
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise UserError(f"{path}: section 'data' must be a mapping")
     for key, value in parse_overrides(overrides or []).items():
@@ -234,25 +235,27 @@ def load_data_config(path: str | Path | None, overrides: list[str] | None = None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    """A YAML config file as a mapping (empty file: {}); see `options.load_yaml_file` for what is checked."""
+    from ditlaws.options import load_yaml_file
+
+    raw = load_yaml_file(path)
+    if raw is None:
+        return {}
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: a config must be a mapping of sections or keys")
+        raise UserError(f"{path}: a config must be a mapping of sections or keys, got {_kind(raw)}")
     return raw
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"the {type(value).__name__} {value!r}"[:80]
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     unknown = sorted(set(raw) - set(RUN_SECTIONS))
     if unknown:
         raise UserError(f"{source}: unknown section {unknown[0]!r}; valid sections: {', '.join(RUN_SECTIONS)}")
-    parts = {name: section_from_dict(cls, raw.get(name) or {}, name) for name, cls in RUN_SECTIONS.items()}
+    parts = {name: section_from_dict(cls, {} if raw.get(name) is None else raw[name], name)
+             for name, cls in RUN_SECTIONS.items()}
     return RunConfig(**parts)
 
 
