@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +145,9 @@ class TrainConfig:
                             f"train.global_batch ({self.global_batch})")
         if self.steps is not None and self.warmup_steps >= self.steps:
             raise UserError(f"train.warmup_steps ({self.warmup_steps}) must be below train.steps ({self.steps})")
+        check_id("train.study", self.study)  # ids become folder and Hub names: checked once, here, where set
+        if self.run_id is not None:
+            check_id("train.run_id", self.run_id)
 
 
 @dataclass
@@ -158,6 +162,27 @@ class HubConfig:
     push_model: bool = option(True, help="push the final model (one model repo per run)")
     wait_s: float = option(120.0, help="at the end of a run, seconds to wait for the final push (what has not "
                            "landed by then is left to `ditlaws push <run dir>`)", ge=0)
+
+    def check(self) -> None:
+        org = self.org
+        if org is not None and (not HUB_NAME.match(org) or "--" in org or ".." in org or org.endswith((".", "-"))):
+            raise UserError(f"hub.org {org!r}: a Hub user or organisation is letters, digits, '-', '_' and '.' "
+                            "(1-96 chars, starting with a letter or digit, no '--' or '..')")
+
+
+HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def check_id(key: str, value: str) -> str:
+    """A study or run id: a store / Hub name (see ditlaws.store.check_name), as a UserError naming `key`."""
+    from ditlaws.store import check_name
+
+    try:
+        return check_name(key, value)
+    except UserError:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:50] + f"...' ({len(value)} chars)"
+        raise UserError(f"{key} {shown}: use letters, digits, '.', '_' and '-' (1-96 chars, starting with a "
+                        "letter or digit, no '..')") from None
 
 
 @dataclass
@@ -182,7 +207,9 @@ SECTIONS = RUN_SECTIONS  # the sections of a run config file
 # Run settings that change where a run lives or how it is logged and shared, not what it computes.
 NOT_IDENTITY = {"train": ("output_dir", "resume", "overwrite", "log_every", "checkpoint_every", "keep_checkpoints",
                           "trackers", "peak_flops", "cpu"),
-                "data": ("num_workers",), "hub": tuple(f.name for f in dataclasses.fields(HubConfig))}
+                "hub": tuple(f.name for f in dataclasses.fields(HubConfig))}
+# data.num_workers is part of a run's identity: with a sharded source (parquet files) the workers interleave
+# the shards, so the stream's order, and the numbers, depend on it.
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
@@ -394,6 +421,15 @@ class SweepConfig:
         if (self.sizes is None) == (self.depths is None):
             raise UserError("sweep: set exactly one of sizes (a list of {depth, width, heads}) or depths "
                             f"(width {WIDTH_PER_DEPTH}·depth, heads = depth)")
+        if self.sizes is not None:  # {depth: 1} and {depth: 1, width: 64, heads: 1} are one size
+            seen_sizes: dict[tuple, int] = {}
+            for i, size in enumerate(self.sizes):
+                full = (size.depth, size.width or preset_size(size.depth)["width"],
+                        size.heads or preset_size(size.depth)["heads"])
+                if full in seen_sizes:
+                    raise UserError(f"sweep.sizes[{i}] is sizes[{seen_sizes[full]}] again (depth {full[0]}, width "
+                                    f"{full[1]}, heads {full[2]} once defaults are filled in); list each size once")
+                seen_sizes[full] = i
         for key in ("budgets", "seeds", "depths", "sizes"):
             values = getattr(self, key)
             if values is not None and not values:
