@@ -84,7 +84,37 @@ def parse(argv: list[str] | None) -> tuple[FitInputs, FitOptions]:
     out = next(f for f in dataclasses.fields(FitInputs) if f.name == "out")
     if inputs.out is None:
         raise UserError(f"--out is required: {spec(out)['help']}")
+    for flag, value in (("--bootstrap", options.n_boot), ("--parametric-bootstrap", options.parametric_boot)):
+        if value is not None and value > MAX_DRAWS:  # bounded before any array of draws is allocated
+            raise UserError(f"{flag} must be <= {MAX_DRAWS:,} (the intervals stop changing long before), got "
+                            f"{value:,}")
+    check_out_not_in_store(Path(inputs.out))
     return inputs, options
+
+
+MAX_DRAWS = 100_000
+PREDICT_RANGE = (1e-3, 1e6)  # --predict within these factors of the smallest / largest budget of the data
+
+
+def check_out_not_in_store(out: Path) -> None:
+    """A fit written inside a run store's runs/ (or models/) would be read back as run records."""
+    here = out.resolve()
+    for folder in (here, *here.parents):
+        if folder.name in ("runs", "models") and (folder.parent / "runs").is_dir() and \
+                any((folder.parent / "runs").glob("*/*.json")):
+            raise UserError(f"--out {out}: inside the run store {folder.parent} ({folder.name}/); write the fit "
+                            "outside the store, e.g. next to it")
+
+
+def check_targets(predict: tuple[float, ...], tables: list) -> None:
+    """Prediction budgets far outside the data (a typo like 1e-300, or 1e40) are refused before fitting."""
+    lo = min(float(np.min(t.C)) for t in tables)
+    hi = max(float(np.max(t.C)) for t in tables)
+    for target in predict:
+        if not PREDICT_RANGE[0] * lo <= target <= PREDICT_RANGE[1] * hi:
+            raise UserError(f"--predict {target:g}: outside what the data can speak for (its budgets span {lo:.3g} "
+                            f"to {hi:.3g} FLOPs; predictions go from {PREDICT_RANGE[0] * lo:.3g} to "
+                            f"{PREDICT_RANGE[1] * hi:.3g})")
 
 
 def check_inputs(inputs: FitInputs) -> None:
@@ -121,6 +151,7 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
     tables = _studies(inputs.runs, "--runs", inputs, options)
     for other in inputs.compare:
         tables += _studies(other, "--compare", inputs, options)
+    check_targets(inputs.predict, tables)
     names = [t.studies[0] for t in tables]
     if len(set(names)) < len(names):  # same study name in two inputs: qualify by file
         for t in tables:

@@ -119,6 +119,9 @@ class LocalStore:
             for path in sorted((self.root / "runs" / name).glob("*.json")):
                 try:
                     record = json.loads(path.read_bytes())
+                except OSError as err:  # a folder, a dangling link or a link loop named *.json
+                    yield StoredRecord(str(path), name, None, f"not a readable file ({err.strerror or err})")
+                    continue
                 except (json.JSONDecodeError, UnicodeDecodeError) as err:
                     yield StoredRecord(str(path), name, None, f"not valid JSON ({err})")
                     continue
