@@ -140,5 +140,5 @@ def check_local_files(data_files) -> None:
                                             f"({member.offset_data + member.size - size} bytes missing); "
                                             "re-download it or leave it out")
             except tarfile.TarError as err:
-                raise UserError(f"data.data_files: {path} is not a complete tar file ({err}); re-download it or "
-                                "leave it out") from None
+                raise UserError(f"data.data_files: {path} is truncated or not a tar file ({err}); re-download it "
+                                "or leave it out") from None

@@ -188,7 +188,7 @@ class LocalStore:
         digest = hashlib.sha256()
         for path in sorted((self.root / "runs").glob("*/*.json")):
             digest.update(str(path.relative_to(self.root)).encode())
-            digest.update(path.read_bytes())
+            digest.update(path.read_bytes() if path.is_file() else b"")  # a folder / dangling link: its name only
         return "local-" + digest.hexdigest()[:16]
 
 
