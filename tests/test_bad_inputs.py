@@ -8,6 +8,7 @@ command-line script also runs as its own process, to check the exit code and std
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from reliability_report import record_case
+from reliability_report import record_case, record_drill
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -129,7 +130,7 @@ def _robust_inputs(root: Path, sweep: dict) -> None:
                                                                           for r in lines[1:])]) + "\n")
     store = root / "store_a" / "runs" / "s"
     store.mkdir(parents=True)
-    for i, row in enumerate(lines[1:4]):
+    for i, row in enumerate(lines[1:]):
         budget, n, d, loss, _ = (float(v) for v in row.split(","))
         record = {"run_id": f"r{i}", "study": "s", "N": n, "D": d, "budget": budget, "loss_last10pct": loss}
         (store / f"r{i}.json").write_text(json.dumps(record))
@@ -614,3 +615,130 @@ def test_bad_input_in_a_process_of_its_own(ws):
 @pytest.mark.slow
 def test_bad_output_path_in_a_process_of_its_own(ws):
     run_processes(ws, OUTPUT_PATH_PROCESSES)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Valid input that used to be refused or mangled, and repairs that used to be silent (issues 20 and 25)
+
+
+@pytest.mark.parametrize("name", ["#x", "1.5", "12:30", "null", "yes", "1e3"])
+def test_folder_names_on_the_command_line_stay_strings(name):
+    from ditlaws.config import load_config
+
+    cfg = load_config(None, ["--train.steps", "3", "--train.output_dir", name, "--train.study", "s1"])
+    assert cfg.train.output_dir == name and type(cfg.train.output_dir) is str
+    record_drill("train_dit.py", f"--train.output_dir {name!r} (a valid folder name that is also YAML)",
+                 "kept as the string typed, not parsed as YAML")
+
+
+def test_command_line_values_still_parse_for_their_fields():
+    from ditlaws.config import load_config
+
+    cfg = load_config(None, ["--train.steps", "3", "--train.lr", "1e-3", "--train.betas", "0.8,0.9",
+                             "--train.trackers", "tensorboard", "--model.width", "null", "--train.fused_adamw",
+                             "false", "--data.data_files", "[a.parquet,b.parquet]"])
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.betas, cfg.train.trackers) == (3, 1e-3, (0.8, 0.9),
+                                                                                    ["tensorboard"])
+    assert cfg.model.width is None and cfg.train.fused_adamw is False
+    assert cfg.data.data_files == ["a.parquet", "b.parquet"]
+
+
+def test_files_get_the_umask_mode(tmp_path):
+    """Files written atomically used to be 0600 whatever the umask (tempfile.mkstemp); colleagues could not read."""
+    from ditlaws.jsonio import write_json_atomic, write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        write_text_atomic(tmp_path / "b.md", "hi\n")
+        os.umask(0o002)
+        write_json_atomic(tmp_path / "c.json", {"x": 1})
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"a.json": 0o644, "b.md": 0o644, "c.json": 0o664}
+    record_drill("jsonio (every file ditlaws writes)", "umask 022, then 002", "files 0644, then 0664 (were 0600)")
+
+
+def test_run_files_are_readable_by_the_group(ws):
+    """summary.json, config.yaml, weights and checkpoints of a real run: the umask's mode, not 0600."""
+    run = ws / "finished"
+    files = [run / "summary.json", run / "config.yaml", run / "metrics.jsonl",
+             *(run / "model").iterdir(), *(p for p in (run / "checkpoints").rglob("*") if p.is_file())]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: 0o666 & ~mask for p in files}
+
+
+def test_a_fit_ignores_a_folder_or_dangling_link_named_json_with_a_note(ws, capsys):
+    from ditlaws.laws.cli import main
+
+    out = ws.parent / "fit_store_a"
+    assert main(["--runs", str(ws / "store_a"), "--out", str(out), "--bootstrap", "20", "--no-figures",
+                 "--no-parametric", "--holdout", "0"]) in (0,)
+    err = capsys.readouterr().err
+    assert "adir.json: not a readable file" in err and "dangling.json: not a readable file" in err
+    record_drill("fit_laws.py", "a folder and a dangling symlink named *.json in the store (no --strict)",
+                 "fitted from the good records; both listed as skipped with a note (was a traceback)")
+
+
+def test_refused_prepare_leaves_nothing_and_the_corrected_rerun_works(ws, tmp_path):
+    from ditlaws.data.prepare import main
+
+    out = tmp_path / "cache"
+    args = ["--config", str(ws / "data.yaml"), "--out", str(out), "--data.source", "parquet", "--data.data_files",
+            str(ws / "six.parquet")]
+    assert main(args) == 2 and not out.exists()  # the default val_size holds out every row: nothing written
+    assert main([*args, "--data.val_size", "2"]) == 0
+    assert json.loads((out / "train" / "manifest.json").read_text())["rows"] == 4
+    record_drill("ditlaws-prepare", "a small set with the default val_size (train split empty), then corrected",
+                 "refused with nothing written (was: 8 empty shards left, and the corrected rerun refused); the "
+                 "corrected rerun writes 4 rows")
+
+
+def test_sixteen_bit_png_is_scaled_not_white():
+    import io
+
+    from PIL import Image
+
+    from ditlaws.data.sources import resize_center_crop
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        assert image.mode.startswith("I")
+        pixels = resize_center_crop(image, 16)
+    expected = ramp.astype(float).mean() / 257  # the ramp's mean on an 8-bit scale
+    assert abs(pixels.mean() - expected) < 3 and pixels.max() < 255  # was: 255 everywhere
+    record_drill("data sources", "a 16-bit greyscale PNG", f"scaled to 8 bits (mean {pixels.mean():.1f}, expected "
+                 f"{expected:.1f}; was pure white)")
+
+
+def test_metrics_log_is_repaired_from_the_checkpoint_copy(tmp_path):
+    """Records lost from metrics.jsonl (a full disk during an old in-place rewrite) come back from the checkpoint's
+    copy; records after the checkpoint and a torn last line go."""
+    from ditlaws.training.metrics import MetricsWriter
+
+    log = tmp_path / "metrics.jsonl"
+    writer = MetricsWriter(log)
+    for step in range(1, 7):
+        writer.write({"step": step, "loss": 1.0 / step})
+    (tmp_path / "ckpt").mkdir()
+    writer.snapshot(tmp_path / "ckpt", 4)
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 5, "lo')  # lost records and a torn line
+    MetricsWriter(log, resume_step=4, checkpoint=tmp_path / "ckpt")
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
+    record_drill("train_dit.py --train.resume", "metrics.jsonl lost records 2-6 and ends in a torn line",
+                 "rebuilt from the checkpoint's own copy of the log: steps 1-4, complete lines")
+
+
+def test_resume_latest_without_a_usable_checkpoint_says_so(tmp_path):
+    from ditlaws.training.checkpoint import resolve_resume
+
+    (tmp_path / "checkpoints" / "step_3").mkdir(parents=True)  # emptied
+    said = []
+    assert resolve_resume("latest", tmp_path, warn=said.append) is None
+    assert len(said) == 1 and "no finished checkpoint" in said[0] and "starting from step 0" in said[0]
+    record_drill("train_dit.py --train.resume latest", "checkpoint folders emptied", "starts from step 0 with a "
+                 "warning naming the folder (was silent)")
