@@ -335,3 +335,26 @@ def test_fitting_and_evaluation_on_a_full_disk_keep_the_earlier_results(small_di
     assert evaluate_dit.main([*ev, "--seed", "3"]) == 0 and (run / "eval.json").read_bytes() != first
     record_drill("evaluate_dit.py (4 MiB tmpfs)", "disk full when eval.json is written",
                  "one line, exit 4, the earlier eval.json byte-identical; space freed: the rerun completes")
+
+
+def test_two_sweeps_sharing_one_store_train_each_run_once(tmp_path):
+    """Two sweeps with different `out:` and one `store:`, started together: each run is trained by one of them
+    (the store's claim on the run), and both end with the same records."""
+    import yaml
+
+    store = tmp_path / "store"
+    configs = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**tiny_sweep("shared"), "out": str(tmp_path / name), "store": str(store)}))
+        configs.append(path)
+    procs = [subprocess.Popen(sweep_cmd(c), env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for c in configs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = sorted(p.parent.name for name in ("a", "b") for p in (tmp_path / name / "runs").glob("*/summary.json"))
+    records = sorted(p.stem for p in (store / "runs" / "shared").glob("*.json"))
+    assert len(records) == 4 and trained == records  # every run trained exactly once, across both sweeps
+    record_drill("python -m ditlaws.sweep (two at once)", "two sweeps, different out:, one store:, started together",
+                 "each of the 4 runs trained once (the store claims a run while it trains; the other sweep waits "
+                 "and takes its record); both exit 0")

@@ -26,6 +26,33 @@ def no_space(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in NO_SPACE
 
 
+def disk_full(err: BaseException, folder: str | Path) -> bool:
+    """Whether a library's error while writing into `folder` is a full disk (torch.save says "iostream error" /
+    "unexpected pos" from its zip writer, not ENOSPC)."""
+    import shutil
+
+    folder = Path(folder)
+    text = " ".join(str(e) for e in (err, err.__context__, err.__cause__) if e is not None)
+    if any(no_space(e) for e in (err.__context__, err.__cause__) if e is not None):
+        return True
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        free = 0
+    if any(words in text for words in ("No space left", "os error 28", "os error 27", "Disk quota", "too large")):
+        return True
+    return ("iostream error" in text or "unexpected pos" in text or "file write failed" in text) and \
+        free < 64 * 2**20
+
+
+def as_no_space(err: BaseException, folder: str | Path) -> BaseException:
+    """`err` as an OSError(ENOSPC) when it is a full disk in a library's own words, else `err` itself."""
+    if isinstance(err, OSError) or not disk_full(err, folder):
+        return err
+    return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({str(err).splitlines()[0] if str(err) else ''})",
+                   str(folder))
+
+
 def umask_mode(base: int = 0o666) -> int:
     """The mode `open()` gives a new file under the current umask."""
     mask = os.umask(0)

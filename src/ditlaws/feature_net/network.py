@@ -77,10 +77,14 @@ class BuiltinFeatureNet(nn.Module):
 
     def save(self, path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        from ditlaws.jsonio import atomic_path
+        from ditlaws.jsonio import as_no_space, atomic_path
 
-        with atomic_path(path) as tmp:
-            save_file(self.state_dict(), str(tmp), metadata={"config": json.dumps(self.config), "format": FORMAT})
+        try:
+            with atomic_path(path) as tmp:
+                save_file(self.state_dict(), str(tmp), metadata={"config": json.dumps(self.config),
+                                                                 "format": FORMAT})
+        except Exception as err:  # safetensors reports a full disk in its own words
+            raise as_no_space(err, Path(path).parent) from err
 
     @classmethod
     def load(cls, path) -> BuiltinFeatureNet:

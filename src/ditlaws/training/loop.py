@@ -9,7 +9,6 @@ Fault injection for tests goes through `faults.py` only.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import math
 import os
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 from ditlaws.config import RunConfig, identity, identity_diff, save_config
 from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
-from ditlaws.jsonio import no_space, read_json, umask_modes, write_json_atomic
+from ditlaws.jsonio import as_no_space, no_space, read_json, umask_modes, write_json_atomic
 from ditlaws.training import checkpoint as ckpt
 from ditlaws.training import run_dir
 from ditlaws.training.data import open_train_data
@@ -94,6 +93,11 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None) -> dict:
     with run_dir.locked(output, lock) as held:
         state = run_dir.claim(cfg, output)
         if state.status == "finished":
+            if int(os.environ.get("RANK", "0")) == 0:
+                import sys
+
+                print(f"note: {output} already holds this finished run; nothing trained (--train.overwrite true "
+                      "trains it again)", file=sys.stderr)
             if cfg.hub.org and held is not None:  # what did not reach the Hub yet goes now (idempotent)
                 from ditlaws.store.push import push_run
 
@@ -254,32 +258,6 @@ def save_checkpoint(run: Run, step: int) -> None:
     if run.main:
         ckpt.prune(run.output, run.cfg.train.keep_checkpoints)
     acc.wait_for_everyone()
-
-
-def disk_full(err: BaseException, folder: Path) -> bool:
-    """Whether a library's error while writing into `folder` is a full disk (torch.save says "iostream error" /
-    "unexpected pos" from its zip writer, not ENOSPC)."""
-    import shutil
-
-    text = " ".join(str(e) for e in (err, err.__context__, err.__cause__) if e is not None)
-    if any(no_space(e) for e in (err.__context__, err.__cause__) if e is not None):
-        return True
-    try:
-        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
-    except OSError:
-        free = 0
-    if any(words in text for words in ("No space left", "os error 28", "os error 27", "Disk quota", "too large")):
-        return True
-    return ("iostream error" in text or "unexpected pos" in text or "file write failed" in text) and \
-        free < 64 * 2**20
-
-
-def as_no_space(err: BaseException, folder: Path) -> BaseException:
-    """`err` as an OSError(ENOSPC) when it is a full disk in a library's own words, else `err` itself."""
-    if isinstance(err, OSError) or not disk_full(err, folder):
-        return err
-    return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({str(err).splitlines()[0] if str(err) else ''})",
-                   str(folder))
 
 
 def finish_run(run: Run) -> dict:
