@@ -742,3 +742,31 @@ def test_resume_latest_without_a_usable_checkpoint_says_so(tmp_path):
     assert len(said) == 1 and "no finished checkpoint" in said[0] and "starting from step 0" in said[0]
     record_drill("train_dit.py --train.resume latest", "checkpoint folders emptied", "starts from step 0 with a "
                  "warning naming the folder (was silent)")
+
+
+def test_tar_checks_accept_whole_tars_and_find_cuts_anywhere(tmp_path):
+    """A tar cut inside a member's data or inside a member's header is refused (tarfile alone stops quietly at a
+    cut header: the rows after it were dropped, counted nowhere); whole tars, with or without end blocks, pass."""
+    import io
+    import tarfile
+
+    from ditlaws.data.files import check_local_files
+    from ditlaws.errors import UserError
+
+    with tarfile.open(tmp_path / "whole.tar", "w") as tar:
+        for i in range(3):
+            data = bytes(range(256)) * 3
+            info = tarfile.TarInfo(f"{i}.bin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    data = (tmp_path / "whole.tar").read_bytes()
+    cuts = {"in_data": data[:512 * 2 + 300], "in_header": data[:512 * 3 + 40], "no_end_blocks": data[:512 * 6]}
+    for name, content in cuts.items():
+        (tmp_path / f"{name}.tar").write_bytes(content)
+    check_local_files([str(tmp_path / "whole.tar"), str(tmp_path / "no_end_blocks.tar")])
+    for name in ("in_data", "in_header"):
+        with pytest.raises(UserError, match="is truncated"):
+            check_local_files(str(tmp_path / f"{name}.tar"))
+    record_drill("data sources (webdataset)", "tars cut inside a member's data, inside a member's header; a whole tar "
+                 "without end blocks", "both cuts refused before reading, naming the tar (a cut header used to "
+                 "drop the rest silently); the whole tar accepted")

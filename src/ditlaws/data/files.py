@@ -131,14 +131,30 @@ def check_local_files(data_files) -> None:
                 raise UserError(f"data.data_files: {path} is not a readable parquet file ({type(err).__name__}: "
                                 f"{str(err).splitlines()[0][:100] if str(err) else ''}); re-create it or leave it "
                                 "out") from None
-        elif path.endswith(".tar"):
+        elif path.endswith(".tar") and not _ends_like_a_tar(path, size):  # else scan the members' headers
             try:
+                end, last = 0, None
                 with tarfile.open(path, "r:") as archive:
                     for member in archive:
                         if member.isfile() and member.offset_data + member.size > size:
                             raise UserError(f"data.data_files: {path} is truncated inside member {member.name!r} "
                                             f"({member.offset_data + member.size - size} bytes missing); "
                                             "re-download it or leave it out")
+                        end, last = member.offset_data + -(-member.size // 512) * 512, member.name
+                with open(path, "rb") as f:  # after the last member only zero blocks may follow (not a cut header)
+                    f.seek(end)
+                    if any(f.read(1 << 20)):
+                        raise UserError(f"data.data_files: {path} is truncated after member {last!r} (a member "
+                                        "header cut short); re-download it or leave it out")
             except tarfile.TarError as err:
                 raise UserError(f"data.data_files: {path} is truncated or not a tar file ({err}); re-download it "
                                 "or leave it out") from None
+
+
+def _ends_like_a_tar(path: str, size: int) -> bool:
+    """A complete tar is whole 512-byte blocks ending in (at least) two zero blocks."""
+    if size % 512 or size < 1024:
+        return False
+    with open(path, "rb") as f:
+        f.seek(size - 1024)
+        return not any(f.read(1024))
