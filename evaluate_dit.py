@@ -45,12 +45,12 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-    from ditlaws.errors import UserError, report
+    from ditlaws.errors import UserError, report, report_no_space
 
     try:
         target, cfg, overrides = parse_args(sys.argv[1:] if argv is None else argv)
         from ditlaws.evaluation.loading import resolve_checkpoint
-        from ditlaws.evaluation.runner import evaluate_checkpoint, run_record_for_store, store_eval
+        from ditlaws.evaluation.runner import check_store_target, evaluate_checkpoint, run_record_for_store, store_eval
 
         record = None
         if target.store:
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
             except UserError as err:
                 raise UserError(f"--store {err}") from None
             record = run_record_for_store(resolve_checkpoint(target.checkpoint)[1])
+            check_store_target(store, record)  # a bad id or a damaged record is refused before computing
             if getattr(store, "org", None) and store.study != record["study"]:
                 raise UserError(f"--store {target.store}: the run belongs to study {record['study']!r}, not "
                                 f"{store.study!r}")
@@ -78,6 +79,8 @@ def main(argv=None) -> int:
             print(f"store: {store_eval(target.store, record, report['summary'])}")
     except UserError as err:
         return report(err)
+    except OSError as err:
+        return report_no_space(err, "the results", "files written before are intact: free space and run again")
     print(json.dumps(report["summary"], indent=2, allow_nan=False))
     print(f"wrote {path}")
     return 0

@@ -1,7 +1,9 @@
 """Train one DiT: `accelerate launch train_dit.py --config configs/train/demo.yaml [--section.key value ...]`.
 
 Also runs as plain `python train_dit.py ...` (one process). Exit codes: 0 done, 2 bad config or input
-(one line naming the key), 3 the loss became NaN / inf (the last good checkpoint is kept), 130 interrupted.
+(one line naming the key), 3 the loss became NaN / inf (the last good checkpoint is kept), 4 no space left on the
+disk (or quota / file-size limit; what was written stays intact, free space and resume), 130 interrupted (Ctrl-C, or
+SIGTERM: stops after the current step with a checkpoint of it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     from ditlaws.config import load_config
-    from ditlaws.errors import UserError, report
+    from ditlaws.errors import UserError, report, report_no_space
 
     config_path, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(interrupted(cfg, str(err)), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as err:
+        return report_no_space(err, cfg.train.output_dir, "what was written before is intact: free space and rerun "
+                               "with --train.resume latest")
     from accelerate import PartialState
 
     if PartialState().is_main_process:

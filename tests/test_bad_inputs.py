@@ -8,6 +8,7 @@ command-line script also runs as its own process, to check the exit code and std
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from reliability_report import record_case
+from reliability_report import record_case, record_drill
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,7 +54,98 @@ def ws(tmp_path_factory) -> Path:
     _fit_inputs(root)
     _prepare_inputs(root)
     _model_and_store_inputs(root)
+    _robust_inputs(root, sweep)
     return root
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8)) + "train: {steps: *i}\n"
+
+
+def _robust_inputs(root: Path, sweep: dict) -> None:
+    """Issue 25's inputs: YAML with a repeated key, scalar YAML, an alias bomb, an oversized file; data files that
+    are empty, damaged, truncated or named twice; a store whose record is a list, a run whose id is a path, NaN
+    weights; fit inputs with a repeated column or identical losses; a store with a folder named *.json."""
+    import io
+    import json
+    import tarfile
+
+    from datasets import Dataset, Image
+    from PIL import Image as PILImage
+
+    (root / "dup_key.yaml").write_text("train:\n  steps: 3\n  steps: 500\n")
+    (root / "dup_section.yaml").write_text("train:\n  steps: 3\ntrain:\n  lr: 0.5\n")
+    (root / "false.yaml").write_text("false\n")
+    (root / "zero.yaml").write_text("0\n")
+    (root / "text.yaml").write_text("just some words\n")
+    (root / "model_false.yaml").write_text("model: false\ntrain:\n  steps: 3\n")
+    (root / "bomb.yaml").write_text(ALIAS_BOMB)
+    (root / "huge.yaml").write_text("# " + "x" * (1 << 20) + "\ntrain: {steps: 3}\n")
+    (root / "data_dup.yaml").write_text("data:\n  resolution: 16\n  resolution: 32\n")
+    (root / "data_bomb.yaml").write_text(ALIAS_BOMB.replace("train: {steps: *i}", "data: {resolution: 16}"))
+    sweep_dup = yaml.safe_dump(sweep).replace("study: bad\n", "study: bad\nstudy: other\n")
+    (root / "sweep_dup.yaml").write_text(sweep_dup)
+    (root / "sweep_false.yaml").write_text("false\n")
+    (root / "sweep_bomb.yaml").write_text(ALIAS_BOMB.replace("train: {steps: *i}", "study: bad"))
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (8, 8), (200, 50, 100)).save(buffer, format="PNG")
+    rows = Dataset.from_dict({"image": [{"bytes": buffer.getvalue(), "path": None}] * 6,
+                              "text": [f"pic {i}" for i in range(6)]})
+    rows.cast_column("image", Image()).to_parquet(str(root / "six.parquet"))
+    (root / "empty.parquet").write_bytes(b"")
+    (root / "garbage.parquet").write_bytes(b"PAR1 this is not a parquet file at all")
+    with tarfile.open(root / "whole.tar", "w") as tar:
+        for i in range(3):
+            for ext, data in (("png", buffer.getvalue()), ("txt", f"pic {i}".encode())):
+                info = tarfile.TarInfo(f"{i:04d}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    whole = (root / "whole.tar").read_bytes()
+    (root / "cut.tar").write_bytes(whole[:512 * 3 + 40])  # ends inside the second member
+    # a run whose summary names a path as its id; a store whose record for the finished run is a list
+    shutil.copytree(root / "finished", root / "evil_run", ignore=shutil.ignore_patterns("checkpoints"))
+    summary = json.loads((root / "evil_run" / "summary.json").read_text())
+    (root / "evil_run" / "summary.json").write_text(json.dumps({**summary, "run_id": "../../evil"}))
+    finished = json.loads((root / "finished" / "summary.json").read_text())
+    for name, content in (("list_store", "[1, 2]\n"), ("garbled_store", "{not json")):
+        folder = root / name / "runs" / finished["study"]
+        folder.mkdir(parents=True)
+        (folder / f"{finished['run_id']}.json").write_text(content)
+    (root / "folder_store" / "runs" / finished["study"] / f"{finished['run_id']}.json").mkdir(parents=True)
+    # NaN weights
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(root / "finished" / "model", root / "nan_model")
+    weights = root / "nan_model" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first] * float("nan")
+    save_file(tensors, weights)
+    # fit inputs
+    lines = (root / "runs.csv").read_text().splitlines()
+    (root / "dup_header.csv").write_text("\n".join(["budget,N,D,loss,N", *(r + "," + r.split(",")[1]
+                                                                          for r in lines[1:])]) + "\n")
+    (root / "same_loss.csv").write_text("\n".join(["budget,N,D,loss", *(",".join(r.split(",")[:3] + ["0.5"])
+                                                                          for r in lines[1:])]) + "\n")
+    store = root / "store_a" / "runs" / "s"
+    store.mkdir(parents=True)
+    for i, row in enumerate(lines[1:]):
+        budget, n, d, loss, _ = (float(v) for v in row.split(","))
+        record = {"run_id": f"r{i}", "study": "s", "N": n, "D": d, "budget": budget, "loss_last10pct": loss}
+        (store / f"r{i}.json").write_text(json.dumps(record))
+    (store / "adir.json").mkdir()
+    (store / "dangling.json").symlink_to(root / "nowhere.json")
+    nan_store = root / "nan_store" / "runs" / "s"
+    nan_store.mkdir(parents=True)
+    record = {"run_id": "r0", "study": "s", "N": 1e6, "D": 1e9, "budget": 6e15, "loss_last10pct": 0.5,
+              "eval": {"val_loss": None}}
+    (nan_store / "r0.json").write_text(json.dumps(record))
+    job = root / "bad_job"
+    job.mkdir()
+    (job / "sweep_job.json").write_text("[1, 2, 3]\n")
+    low = {**sweep, "min_steps": 100000, "out": str(root / "low_sweep")}
+    (root / "sweep_low.yaml").write_text(yaml.safe_dump(low))
 
 
 def _fit_inputs(root: Path) -> None:
@@ -120,6 +212,11 @@ SWEEP_VARIANTS = {
     "executor_kind": lambda s: {**s, "executor": {"kind": "kubernetes"}},
     "executor_parallel": lambda s: {**s, "executor": {"max_parallel": 0}},
     "hub_push_every": lambda s: {**s, "hub": {"push_every_s": -5}},
+    "study_long": lambda s: {**s, "study": "s" * 300},
+    "study_emoji": lambda s: {**s, "study": "study-\U0001F600"},
+    "hub_org": lambda s: {**s, "hub": {"org": "bad org!"}},
+    "size_twice": lambda s: {**s, "sizes": [{"depth": 1, "width": 64, "heads": 1}, {"depth": 1}]},
+    "base_study": lambda s: {**s, "base": {**s["base"], "train": {**s["base"]["train"], "run_id": "a/b"}}},
 }
 
 # (cli, case, arguments with {ws} for the workspace folder, text the one-line message must contain)
@@ -203,6 +300,55 @@ CASES = [
     ("sweep", "zero parallel runs", "--config {ws}/sweep_executor_parallel.yaml", "sweep.executor.max_parallel"),
     ("sweep", "negative push interval", "--config {ws}/sweep_hub_push_every.yaml", "sweep.hub.push_every_s"),
     ("sweep", "job folder without a job file", "job {ws}/afile_dir", "sweep_job.json"),
+]
+
+LONG = "n" * 300
+CASES += [
+    ("train_dit.py", "YAML key given twice", "--config {ws}/dup_key.yaml", "key 'steps' is given twice"),
+    ("train_dit.py", "YAML section given twice", "--config {ws}/dup_section.yaml", "key 'train' is given twice"),
+    ("train_dit.py", "YAML whose content is false", "--config {ws}/false.yaml", "a config must be a mapping"),
+    ("train_dit.py", "YAML whose content is 0", "--config {ws}/zero.yaml", "a config must be a mapping"),
+    ("train_dit.py", "YAML whose content is a sentence", "--config {ws}/text.yaml", "a config must be a mapping"),
+    ("train_dit.py", "a section that is false", "--config {ws}/model_false.yaml", "model: must be a mapping"),
+    ("train_dit.py", "YAML alias bomb (393 bytes)", "--config {ws}/bomb.yaml", "expands to more than 100,000"),
+    ("train_dit.py", "YAML file over 1 MiB", "--config {ws}/huge.yaml", "a config file is at most"),
+    ("train_dit.py", "study '../x'", "--train.steps 3 --train.study ../x", "train.study '../x'"),
+    ("train_dit.py", "run id 'a/b'", "--train.steps 3 --train.run_id a/b", "train.run_id 'a/b'"),
+    ("train_dit.py", "run id of 300 characters", f"--train.steps 3 --train.run_id {LONG}", "(300 chars)"),
+    ("train_dit.py", "study with an emoji", "--train.steps 3 --train.study caf\u00e9-\U0001F600", "train.study"),
+    ("train_dit.py", "study '.hidden..'", "--train.steps 3 --train.study a..b", "train.study 'a..b'"),
+    ("train_dit.py", "hub.org with a space", "--train.steps 3 --hub.org 'bad org!'", "hub.org 'bad org!'"),
+    ("train_dit.py", "hub.org with '--'", "--train.steps 3 --hub.org a--b", "hub.org 'a--b'"),
+    ("train_dit.py", "output folder name of 300 characters",
+     f"{TINY} --train.steps 3 --train.output_dir {{ws}}/{LONG}", "a file or folder name is at most 255"),
+    ("train_dit.py", "finished run, other data.num_workers (it changes the numbers of a sharded source)",
+     f"{TINY} --train.steps 3 --train.output_dir {{ws}}/finished --data.num_workers 1",
+     "holds a different run (data.num_workers)"),
+    ("train_dit.py", "nested braces in data_files", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source parquet --data.data_files '{ws}/six{{,{{,}}}}.parquet'", "nested braces are not supported"),
+    ("train_dit.py", "brace range of 100 million files", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source parquet --data.data_files '{ws}/part-{{0..99999999}}.parquet'", "expands to more than 1,000,000"),
+    ("train_dit.py", "data file named twice", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source parquet --data.data_files '{ws}/six{{,}}.parquet'", "six.parquet' is named twice"),
+    ("train_dit.py", "unbalanced brace in data_files", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source parquet --data.data_files '{ws}/six{{.parquet'", "unbalanced braces"),
+    ("train_dit.py", "zero-byte parquet file", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source parquet --data.data_files [{ws}/six.parquet,{ws}/empty.parquet]", "empty.parquet is empty"),
+    ("train_dit.py", "damaged parquet file", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source parquet --data.data_files {ws}/garbage.parquet", "garbage.parquet is not a readable parquet"),
+    ("train_dit.py", "tar cut short inside a member", f"{TINY} --train.steps 3 --train.output_dir {{ws}}/nb "
+     "--data.source webdataset --data.image_column png --data.caption_column txt --data.data_files {ws}/cut.tar",
+     "cut.tar is truncated"),
+    ("sweep", "YAML key given twice", "--config {ws}/sweep_dup.yaml", "key 'study' is given twice"),
+    ("sweep", "YAML whose content is false", "--config {ws}/sweep_false.yaml", "a config must be a mapping"),
+    ("sweep", "YAML alias bomb", "--config {ws}/sweep_bomb.yaml", "expands to more than 100,000"),
+    ("sweep", "study of 300 characters", "--config {ws}/sweep_study_long.yaml", "study 'sss"),
+    ("sweep", "study with an emoji", "--config {ws}/sweep_study_emoji.yaml", "study 'study-"),
+    ("sweep", "hub.org with a space", "--config {ws}/sweep_hub_org.yaml", "hub.org 'bad org!'"),
+    ("sweep", "one size spelled two ways", "--config {ws}/sweep_size_twice.yaml", "sweep.sizes[1] is sizes[0] again"),
+    ("sweep", "run id in the base", "--config {ws}/sweep_base_study.yaml", "sweep.base.train.run_id"),
+    ("sweep", "every run below min_steps", "--config {ws}/sweep_low.yaml", "none of its 1 runs would train"),
+    ("sweep", "job file that is a JSON list", "job {ws}/bad_job", "not a valid job file"),
 ]
 
 EVAL = "--checkpoint {ws}/finished --metrics loss --device cpu"
@@ -290,6 +436,61 @@ CASES += [
     ("ditlaws push", "push ledger path is a folder", "{ws}/ledger_run --hub.org someone",
      "{ws}/ledger_run/hub_push.json: is a folder"),
     ("ditlaws push", "store without records", "{ws}/empty_store --hub.org someone", "no run records"),
+    ("evaluate_dit.py", "--store: run id '../../evil' (refused before computing)",
+     "--checkpoint {ws}/evil_run --metrics loss --device cpu --store {ws}/empty_store", "run id '../../evil'"),
+    ("evaluate_dit.py", "--store: the stored record is a JSON list (refused before computing)",
+     f"{EVAL} --store {{ws}}/list_store", "a run record must be a JSON object, got list"),
+    ("evaluate_dit.py", "--store: the stored record is not JSON (refused before computing)",
+     f"{EVAL} --store {{ws}}/garbled_store", "not valid JSON"),
+    ("evaluate_dit.py", "--store: the stored record is a folder (refused before computing)",
+     f"{EVAL} --store {{ws}}/folder_store", "is not a file"),
+    ("evaluate_dit.py", "NaN weights", "--checkpoint {ws}/nan_model --metrics loss --device cpu --data builtin32 "
+     "--data.resolution 16 --data.text_dim 16 --data.text_len 8 --out {ws}/nan_eval.json",
+     "the weights hold NaN or inf values"),
+    ("evaluate_dit.py", "--data YAML with a repeated key", f"{EVAL} --data {{ws}}/data_dup.yaml",
+     "key 'resolution' is given twice"),
+    ("evaluate_dit.py", "--out name of 300 characters", f"{EVAL} --out {{ws}}/{LONG}.json",
+     "a file or folder name is at most 255"),
+    ("fit_laws.py", "--bootstrap of ten million", f"{FIT} --out {{ws}}/fit --bootstrap 10000000",
+     "--bootstrap must be <= 100,000"),
+    ("fit_laws.py", "--parametric-bootstrap of ten million", f"{FIT} --out {{ws}}/fit --parametric-bootstrap "
+     "10000000", "--parametric-bootstrap must be <= 100,000"),
+    ("fit_laws.py", "--predict 1e-300", f"{FIT} --out {{ws}}/fit --predict 1e-300", "--predict 1e-300: outside"),
+    ("fit_laws.py", "--predict 1e40", f"{FIT} --out {{ws}}/fit --predict 1e40", "--predict 1e+40: outside"),
+    ("fit_laws.py", "--out inside a store's runs/<study>/", f"{FIT} --out {{ws}}/store_a/runs/s/fit",
+     "inside the run store"),
+    ("fit_laws.py", "--out inside a store's models/", f"{FIT} --out {{ws}}/store_a/models/fit",
+     "inside the run store"),
+    ("fit_laws.py", "CSV with the column N twice", "--runs {ws}/dup_header.csv --out {ws}/fit --bootstrap 20",
+     "column 'N' appears 2 times"),
+    ("fit_laws.py", "identical losses", "--runs {ws}/same_loss.csv --out {ws}/fit --bootstrap 20 --no-figures",
+     "all 18 runs have the same loss"),
+    ("fit_laws.py", "--strict: a folder named *.json in the store",
+     "--runs {ws}/store_a --out {ws}/fit --strict --bootstrap 20 --no-figures", "adir.json: not a readable file"),
+    ("fit_laws.py", "a store whose only record has eval.val_loss null (NaN weights)",
+     "--runs {ws}/nan_store --out {ws}/fit --bootstrap 20 --no-figures", "eval.val_loss is null"),
+    ("ditlaws-prepare", "config YAML with a repeated key", "--config {ws}/data_dup.yaml --split val --out "
+     "{ws}/new_cache", "key 'resolution' is given twice"),
+    ("ditlaws-prepare", "config YAML alias bomb", "--config {ws}/data_bomb.yaml --split val --out {ws}/new_cache",
+     "expands to more than 100,000"),
+    ("ditlaws-prepare", "config YAML whose content is 0", "--config {ws}/zero.yaml --split val --out "
+     "{ws}/new_cache", "a config must be a mapping"),
+    ("ditlaws-prepare", "zero-byte parquet", "--config {ws}/data.yaml --out {ws}/new_cache --data.source parquet "
+     "--data.data_files [{ws}/six.parquet,{ws}/empty.parquet]", "empty.parquet is empty"),
+    ("ditlaws-prepare", "truncated tar", "--config {ws}/data.yaml --out {ws}/new_cache --data.source webdataset "
+     "--data.image_column png --data.caption_column txt --data.data_files {ws}/cut.tar", "is truncated"),
+    ("ditlaws-prepare", "nested braces", "--config {ws}/data.yaml --out {ws}/new_cache --data.source parquet "
+     "--data.data_files '{ws}/six{{,{{,}}}}.parquet'", "nested braces"),
+    ("ditlaws-prepare", "small set, default val_size: the train split is empty (nothing written)",
+     "--config {ws}/data.yaml --out {ws}/new_cache --data.source parquet --data.data_files {ws}/six.parquet "
+     "--data.val_size 256", "no usable rows for split 'train'"),
+    ("ditlaws features", "--out name of 300 characters", f"--steps 1 --out {{ws}}/{LONG}.safetensors",
+     "a file or folder name is at most 255"),
+    ("ditlaws push", "hub.org with a space", "{ws}/finished --hub.org 'bad org!'", "hub.org 'bad org!'"),
+    ("ditlaws bench", "--out is a folder (refused before the benchmark)", "--out {ws}/adir", "--out {ws}/adir: is a "
+     "folder"),
+    ("ditlaws bench", "--out under a file (refused before the benchmark)", "--out {ws}/afile/bench.json",
+     "{ws}/afile is a file"),
     ("ditlaws space", "no subcommand", "", "required: command"),
     ("ditlaws space", "repo not org/space", "deploy --repo nospace --fit {ws}/fit_done/fit.json",
      "--repo: 'nospace' is not <org>/<space>"),
@@ -331,8 +532,8 @@ def run_cli(cli: str, argv: list[str]) -> int:
 
 def snapshot(root: Path) -> dict[Path, str]:
     """Every path under root: folders as "dir", files by content hash."""
-    return {p: "dir" if p.is_dir() else hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
-            for p in root.rglob("*")}
+    return {p: f"link {os.readlink(p)}" if p.is_symlink() else "dir" if p.is_dir() else
+            hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest() for p in root.rglob("*")}
 
 
 @pytest.mark.parametrize("cli, case, args, expected", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
@@ -349,7 +550,8 @@ def test_bad_input_is_one_line_and_exit_2(ws, capsys, cli, case, args, expected)
     assert expected.format(ws=ws) in err[0], err[0]
     assert "Traceback" not in err[0]
     assert snapshot(ws) == before  # nothing already written was changed, and nothing was added
-    record_case(cli, case, args.replace("{ws}/", ""), code, err[0].replace(f"{ws}/", ""))
+    shown = args.replace("{ws}/", "").replace("{{", "{").replace("}}", "}")
+    record_case(cli, case, shown if len(shown) < 200 else shown[:180] + "...", code, err[0].replace(f"{ws}/", ""))
 
 
 # Cases in a process of their own: exit code and stderr as the shell sees them. The fast ones fail before the heavy
@@ -415,3 +617,158 @@ def test_bad_input_in_a_process_of_its_own(ws):
 @pytest.mark.slow
 def test_bad_output_path_in_a_process_of_its_own(ws):
     run_processes(ws, OUTPUT_PATH_PROCESSES)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Valid input that used to be refused or mangled, and repairs that used to be silent (issues 20 and 25)
+
+
+@pytest.mark.parametrize("name", ["#x", "1.5", "12:30", "null", "yes", "1e3"])
+def test_folder_names_on_the_command_line_stay_strings(name):
+    from ditlaws.config import load_config
+
+    cfg = load_config(None, ["--train.steps", "3", "--train.output_dir", name, "--train.study", "s1"])
+    assert cfg.train.output_dir == name and type(cfg.train.output_dir) is str
+    record_drill("train_dit.py", f"--train.output_dir {name!r} (a valid folder name that is also YAML)",
+                 "kept as the string typed, not parsed as YAML")
+
+
+def test_command_line_values_still_parse_for_their_fields():
+    from ditlaws.config import load_config
+
+    cfg = load_config(None, ["--train.steps", "3", "--train.lr", "1e-3", "--train.betas", "0.8,0.9",
+                             "--train.trackers", "tensorboard", "--model.width", "null", "--train.fused_adamw",
+                             "false", "--data.data_files", "[a.parquet,b.parquet]"])
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.betas, cfg.train.trackers) == (3, 1e-3, (0.8, 0.9),
+                                                                                    ["tensorboard"])
+    assert cfg.model.width is None and cfg.train.fused_adamw is False
+    assert cfg.data.data_files == ["a.parquet", "b.parquet"]
+
+
+def test_files_get_the_umask_mode(tmp_path):
+    """Files written atomically used to be 0600 whatever the umask (tempfile.mkstemp); colleagues could not read."""
+    from ditlaws.jsonio import write_json_atomic, write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        write_text_atomic(tmp_path / "b.md", "hi\n")
+        os.umask(0o002)
+        write_json_atomic(tmp_path / "c.json", {"x": 1})
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"a.json": 0o644, "b.md": 0o644, "c.json": 0o664}
+    record_drill("jsonio (every file ditlaws writes)", "umask 022, then 002", "files 0644, then 0664 (were 0600)")
+
+
+def test_run_files_are_readable_by_the_group(ws):
+    """summary.json, config.yaml, weights and checkpoints of a real run: the umask's mode, not 0600."""
+    run = ws / "finished"
+    files = [run / "summary.json", run / "config.yaml", run / "metrics.jsonl",
+             *(run / "model").iterdir(), *(p for p in (run / "checkpoints").rglob("*") if p.is_file())]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: 0o666 & ~mask for p in files}
+
+
+def test_a_fit_ignores_a_folder_or_dangling_link_named_json_with_a_note(ws, capsys):
+    from ditlaws.laws.cli import main
+
+    out = ws.parent / "fit_store_a"
+    assert main(["--runs", str(ws / "store_a"), "--out", str(out), "--bootstrap", "20", "--no-figures",
+                 "--no-parametric", "--holdout", "0"]) in (0,)
+    err = capsys.readouterr().err
+    assert "adir.json: not a readable file" in err and "dangling.json: not a readable file" in err
+    record_drill("fit_laws.py", "a folder and a dangling symlink named *.json in the store (no --strict)",
+                 "fitted from the good records; both listed as skipped with a note (was a traceback)")
+
+
+def test_refused_prepare_leaves_nothing_and_the_corrected_rerun_works(ws, tmp_path):
+    from ditlaws.data.prepare import main
+
+    out = tmp_path / "cache"
+    args = ["--config", str(ws / "data.yaml"), "--out", str(out), "--data.source", "parquet", "--data.data_files",
+            str(ws / "six.parquet")]
+    assert main(args) == 2 and not out.exists()  # the default val_size holds out every row: nothing written
+    assert main([*args, "--data.val_size", "2"]) == 0
+    assert json.loads((out / "train" / "manifest.json").read_text())["rows"] == 4
+    record_drill("ditlaws-prepare", "a small set with the default val_size (train split empty), then corrected",
+                 "refused with nothing written (was: 8 empty shards left, and the corrected rerun refused); the "
+                 "corrected rerun writes 4 rows")
+
+
+def test_sixteen_bit_png_is_scaled_not_white():
+    import io
+
+    from PIL import Image
+
+    from ditlaws.data.sources import resize_center_crop
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        assert image.mode.startswith("I")
+        pixels = resize_center_crop(image, 16)
+    expected = ramp.astype(float).mean() / 257  # the ramp's mean on an 8-bit scale
+    assert abs(pixels.mean() - expected) < 3 and pixels.max() < 255  # was: 255 everywhere
+    record_drill("data sources", "a 16-bit greyscale PNG", f"scaled to 8 bits (mean {pixels.mean():.1f}, expected "
+                 f"{expected:.1f}; was pure white)")
+
+
+def test_metrics_log_is_repaired_from_the_checkpoint_copy(tmp_path):
+    """Records lost from metrics.jsonl (a full disk during an old in-place rewrite) come back from the checkpoint's
+    copy; records after the checkpoint and a torn last line go."""
+    from ditlaws.training.metrics import MetricsWriter
+
+    log = tmp_path / "metrics.jsonl"
+    writer = MetricsWriter(log)
+    for step in range(1, 7):
+        writer.write({"step": step, "loss": 1.0 / step})
+    (tmp_path / "ckpt").mkdir()
+    writer.snapshot(tmp_path / "ckpt", 4)
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 5, "lo')  # lost records and a torn line
+    MetricsWriter(log, resume_step=4, checkpoint=tmp_path / "ckpt")
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
+    record_drill("train_dit.py --train.resume", "metrics.jsonl lost records 2-6 and ends in a torn line",
+                 "rebuilt from the checkpoint's own copy of the log: steps 1-4, complete lines")
+
+
+def test_resume_latest_without_a_usable_checkpoint_says_so(tmp_path):
+    from ditlaws.training.checkpoint import resolve_resume
+
+    (tmp_path / "checkpoints" / "step_3").mkdir(parents=True)  # emptied
+    said = []
+    assert resolve_resume("latest", tmp_path, warn=said.append) is None
+    assert len(said) == 1 and "no finished checkpoint" in said[0] and "starting from step 0" in said[0]
+    record_drill("train_dit.py --train.resume latest", "checkpoint folders emptied", "starts from step 0 with a "
+                 "warning naming the folder (was silent)")
+
+
+def test_tar_checks_accept_whole_tars_and_find_cuts_anywhere(tmp_path):
+    """A tar cut inside a member's data or inside a member's header is refused (tarfile alone stops quietly at a
+    cut header: the rows after it were dropped, counted nowhere); whole tars, with or without end blocks, pass."""
+    import io
+    import tarfile
+
+    from ditlaws.data.files import check_local_files
+    from ditlaws.errors import UserError
+
+    with tarfile.open(tmp_path / "whole.tar", "w") as tar:
+        for i in range(3):
+            data = bytes(range(256)) * 3
+            info = tarfile.TarInfo(f"{i}.bin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    data = (tmp_path / "whole.tar").read_bytes()
+    cuts = {"in_data": data[:512 * 2 + 300], "in_header": data[:512 * 3 + 40], "no_end_blocks": data[:512 * 6]}
+    for name, content in cuts.items():
+        (tmp_path / f"{name}.tar").write_bytes(content)
+    check_local_files([str(tmp_path / "whole.tar"), str(tmp_path / "no_end_blocks.tar")])
+    for name in ("in_data", "in_header"):
+        with pytest.raises(UserError, match="is truncated"):
+            check_local_files(str(tmp_path / f"{name}.tar"))
+    record_drill("data sources (webdataset)", "tars cut inside a member's data, inside a member's header; a whole tar "
+                 "without end blocks", "both cuts refused before reading, naming the tar (a cut header used to "
+                 "drop the rest silently); the whole tar accepted")

@@ -42,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; valid: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
         return 2
     module, function, _ = COMMANDS[name]
-    return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    except OSError as err:  # a full disk, a quota or a file-size limit: one line, exit 4 (writes are atomic)
+        from ditlaws.errors import report_no_space
+
+        return report_no_space(err, "the output",
+                               "files written before are intact: free space and run the command again")
 
 
 if __name__ == "__main__":

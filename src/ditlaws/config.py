@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -158,6 +159,9 @@ class TrainConfig:
                             f"train.global_batch ({self.global_batch})")
         if self.steps is not None and self.warmup_steps >= self.steps:
             raise UserError(f"train.warmup_steps ({self.warmup_steps}) must be below train.steps ({self.steps})")
+        check_id("train.study", self.study)  # ids become folder and Hub names: checked once, here, where set
+        if self.run_id is not None:
+            check_id("train.run_id", self.run_id)
 
 
 @dataclass
@@ -179,6 +183,25 @@ class HubConfig:
         from ditlaws.store import check_endpoint
 
         check_endpoint(self.endpoint)
+        org = self.org
+        if org is not None and (not HUB_NAME.match(org) or "--" in org or ".." in org or org.endswith((".", "-"))):
+            raise UserError(f"hub.org {org!r}: a Hub user or organisation is letters, digits, '-', '_' and '.' "
+                            "(1-96 chars, starting with a letter or digit, no '--' or '..')")
+
+
+HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def check_id(key: str, value: str) -> str:
+    """A study or run id: a store / Hub name (see ditlaws.store.check_name), as a UserError naming `key`."""
+    from ditlaws.store import check_name
+
+    try:
+        return check_name(key, value)
+    except UserError:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:50] + f"...' ({len(value)} chars)"
+        raise UserError(f"{key} {shown}: use letters, digits, '.', '_' and '-' (1-96 chars, starting with a "
+                        "letter or digit, no '..')") from None
 
 
 @dataclass
@@ -202,7 +225,9 @@ RUN_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, 
 # Run settings that change where a run lives or how it is logged and shared, not what it computes.
 NOT_IDENTITY = {"train": ("output_dir", "resume", "overwrite", "log_every", "checkpoint_every", "keep_checkpoints",
                           "trackers", "peak_flops", "cpu"),
-                "data": ("num_workers",), "hub": tuple(f.name for f in dataclasses.fields(HubConfig))}
+                "hub": tuple(f.name for f in dataclasses.fields(HubConfig))}
+# data.num_workers is part of a run's identity: with a sharded source (parquet files) the workers interleave
+# the shards, so the stream's order, and the numbers, depend on it.
 
 
 # Keys added after runs were recorded: left out at these values, so the identity of an older run is unchanged.
@@ -246,7 +271,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def load_data_config(path: str | Path | None, overrides: list[str] | None = None) -> DataConfig:
     """Only the `data:` section of a YAML config (other sections are ignored, not validated) plus
     `--data.key value` overrides: for tools that read data alone (prepare, evaluation)."""
-    raw = (read_yaml(path).get("data") or {}) if path else {}
+    raw = read_yaml(path).get("data") if path else None
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise UserError(f"{path}: section 'data' must be a mapping")
     for key, value in parse_overrides(overrides or []).items():
@@ -258,38 +284,35 @@ def load_data_config(path: str | Path | None, overrides: list[str] | None = None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    """A YAML config file as a mapping (empty file: {}); see `options.load_yaml_file` for what is checked."""
+    from ditlaws.options import load_yaml_file
+
+    raw = load_yaml_file(path)
+    if raw is None:
+        return {}
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: a config must be a mapping of sections or keys")
+        raise UserError(f"{path}: a config must be a mapping of sections or keys, got {_kind(raw)}")
     return raw
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"the {type(value).__name__} {value!r}"[:80]
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     unknown = sorted(set(raw) - set(RUN_SECTIONS))
     if unknown:
         raise UserError(f"{source}: unknown section {unknown[0]!r}; valid sections: {', '.join(RUN_SECTIONS)}")
-    parts = {name: section_from_dict(cls, raw.get(name) or {}, name) for name, cls in RUN_SECTIONS.items()}
+    parts = {name: section_from_dict(cls, {} if raw.get(name) is None else raw[name], name)
+             for name, cls in RUN_SECTIONS.items()}
     return RunConfig(**parts)
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     """Write the resolved config atomically (a reader, or a run killed mid-write, never sees half a file)."""
-    import os
-    import tempfile
+    from ditlaws.jsonio import write_text_atomic
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=list)), sort_keys=False))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -422,6 +445,15 @@ class SweepConfig:
         if (self.sizes is None) == (self.depths is None):
             raise UserError("sweep: set exactly one of sizes (a list of {depth, width, heads}) or depths "
                             f"(width {WIDTH_PER_DEPTH}·depth, heads = depth)")
+        if self.sizes is not None:  # {depth: 1} and {depth: 1, width: 64, heads: 1} are one size
+            seen_sizes: dict[tuple, int] = {}
+            for i, size in enumerate(self.sizes):
+                full = (size.depth, size.width or preset_size(size.depth)["width"],
+                        size.heads or preset_size(size.depth)["heads"])
+                if full in seen_sizes:
+                    raise UserError(f"sweep.sizes[{i}] is sizes[{seen_sizes[full]}] again (depth {full[0]}, width "
+                                    f"{full[1]}, heads {full[2]} once defaults are filled in); list each size once")
+                seen_sizes[full] = i
         for key in ("budgets", "seeds", "depths", "sizes"):
             values = getattr(self, key)
             if values is not None and not values:

@@ -16,3 +16,17 @@ def report(err: BaseException | str, code: int = EXIT_USER_ERROR) -> int:
     code (2) for the main to return."""
     print(f"error: {err}", file=sys.stderr)
     return code
+
+
+EXIT_NO_SPACE = 4
+
+
+def report_no_space(err: OSError, where, advice: str) -> int:
+    """What every command's main does with an OSError: a full disk is one line and exit code 4 (what was written
+    before is intact: every write is atomic); any other OSError is re-raised, traceback and all."""
+    from ditlaws.jsonio import no_space
+
+    if not no_space(err):
+        raise err
+    print(f"error: no space left ({err.strerror}) writing {err.filename or where}; {advice}", file=sys.stderr)
+    return EXIT_NO_SPACE

@@ -18,8 +18,10 @@ import argparse
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
@@ -83,6 +85,8 @@ def _field(cls: type, name: str) -> dataclasses.Field:
 def coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against a type hint, converting only where it is lossless (int -> float, "1e15" -> 1e15)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(value, CliText):
+        value = _cli_value(value, hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -101,7 +105,7 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         return value
     if origin in (list, tuple):
         if isinstance(value, str) and "," in value:  # a comma list from the command line
-            value = [_yaml_scalar(v.strip()) for v in value.split(",") if v.strip()]
+            value = [CliText(v.strip()) for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{key}: expected a list, got {_show(value)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -252,8 +256,8 @@ def _dest(name: str, section: str | None) -> str:
 
 def _from_cli(value: Any) -> Any:
     if isinstance(value, list):
-        return [_yaml_scalar(v) if isinstance(v, str) else v for v in value]
-    return _yaml_scalar(value) if isinstance(value, str) else value
+        return [CliText(v) if isinstance(v, str) else v for v in value]
+    return CliText(value) if isinstance(value, str) else value
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -265,7 +269,9 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """`["--train.lr", "3e-4", "--model.depth=6"]` -> {"train.lr": 3e-4, "model.depth": 6} (values parsed as YAML)."""
+    """`["--train.lr", "3e-4", "--model.depth=6"]` -> {"train.lr": "3e-4", "model.depth": "6"}: values stay
+    `CliText` until `coerce` reads them for their field (a str field keeps them as typed); the last of a repeated
+    flag wins."""
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -278,7 +284,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
                 raise UserError(f"--{key}: missing value")
             value = args[i + 1]
             i += 1
-        out[key] = _yaml_scalar(value)
+        out[key] = CliText(value)  # a flag given again overrides (as with argparse); YAML keys may not repeat
         i += 1
     return out
 
@@ -322,7 +328,94 @@ def section_help(sections: dict[str, type]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# YAML files: bounded, and a key given twice is an error (YAML itself keeps the last one silently)
+
+MAX_YAML_BYTES = 1 << 20  # a config file is a few KB; a bigger one is not a config
+MAX_YAML_VALUES = 100_000  # values after aliases are expanded (393 bytes of nested aliases make billions)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (naming it and its lines)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise UserError(f"key {key!r} is given twice in one mapping (lines {seen[key] + 1} and "
+                                f"{key_node.start_mark.line + 1}); YAML would keep only the last, remove one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_file(path: str | Path, what: str = "config") -> Any:
+    """A YAML file's content, checked: at most MAX_YAML_BYTES (before reading), UTF-8, valid YAML, no repeated
+    key, at most MAX_YAML_VALUES values once aliases are expanded. Errors are UserErrors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {what} file not found")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise UserError(f"{path}: {size:,} bytes; a {what} file is at most {MAX_YAML_BYTES:,} bytes")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); save the {what} as UTF-8") from None
+    try:
+        value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply (or a recursive alias)") from None
+    if _count_values(value, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise UserError(f"{path}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases?); a {what} is "
+                        "a small mapping")
+    return value
+
+
+def _count_values(value: Any, limit: int) -> int:
+    """Values in a nested structure, counting shared (aliased) parts each time they appear; stops past `limit`."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Text helpers
+
+
+class CliText(str):
+    """A value typed on the command line: a string until the field it is for says what it should be (a str field
+    keeps it as typed: `--train.output_dir '#x'`, `1.5`, `12:30` are folder names, not YAML)."""
+
+
+def _cli_value(value: CliText, hint: Any) -> Any:
+    """A command-line string read for a field of type `hint`: kept for str, parsed (as YAML) for anything else."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is str or hint is Any:
+        return str(value)
+    if origin in (Union, types.UnionType):
+        if type(None) in args and value in ("null", "~", "None", "none"):
+            return None
+        if str in args and not (value.lstrip().startswith(("[", "{")) and any(
+                typing.get_origin(a) in (list, tuple, dict) for a in args)):
+            return str(value)
+    if origin in (list, tuple) and not value.lstrip().startswith("["):
+        return [CliText(v.strip()) for v in value.split(",") if v.strip()]  # a comma list, or a list of one
+    return _yaml_scalar(str(value))
 
 
 def _yaml_scalar(text: str) -> Any:
@@ -349,8 +442,14 @@ def _num(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+_REPR = reprlib.Repr()  # Python 3.11: limits are attributes, not constructor arguments
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 6, 6, 6, 6
+_REPR.maxstring, _REPR.maxother = 50, 50
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A short repr that never formats the whole value (a YAML alias bomb expands to billions of items)."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -22,6 +22,10 @@ def check_writable(path: Path, flag: str = "--out", *, folder: bool = False) -> 
     for root too). Creates nothing that stays. `flag` names the flag or key in the message ("" for none)."""
     path = Path(path)
     name = f"{flag} {path}" if flag else str(path)
+    long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if long:
+        raise UserError(f"{flag + ' ' if flag else ''}{str(path)[:60]}...: the name {long[0][:20]}... is "
+                        f"{len(os.fsencode(long[0]))} bytes; a file or folder name is at most 255")
     if folder and path.exists() and not path.is_dir():
         raise UserError(f"{name}: is a file, not a folder; give a folder to write into (new or existing)")
     if not folder and path.is_dir():

@@ -122,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats is not None and args.repeats < 1:
         print("error: --repeats must be >= 1", file=sys.stderr)
         return 2
+    if args.out:
+        from ditlaws.paths import check_writable
+
+        try:
+            check_writable(Path(args.out), "--out")  # before the benchmark, not after it
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     try:
         result = run(args)
     except UserError as err:

@@ -34,7 +34,7 @@ from ditlaws.data.encoders import build_image_encoder, build_text_encoder
 from ditlaws.data.files import expand_data_files
 from ditlaws.data.loader import collate_samples
 from ditlaws.devices import resolve_device
-from ditlaws.errors import UserError, report
+from ditlaws.errors import UserError, report, report_no_space
 from ditlaws.jsonio import write_json_atomic
 from ditlaws.options import ArgumentParser
 from ditlaws.paths import check_writable
@@ -189,6 +189,14 @@ def check_finished_shards(split_dir: Path, fingerprint: str) -> None:
                             "use another --out or delete that folder")
 
 
+def no_rows_message(data_cfg, source, split: str, total: int, skipped: int) -> str:
+    held = source.range.held_out if source is not None and split == "train" else None
+    held = (f"; the first {held} rows are held out for val (data.val_size {data_cfg.val_size}: lower it)"
+            if held else "")
+    return (f"data.source {sources.describe(data_cfg)}: no usable rows for split {split!r} ({total} read, "
+            f"{skipped} skipped{held})")
+
+
 def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out: str | None = None,
             batch_size: int = 64, device: str | None = None) -> dict:
     """Write (or finish) the cache of one split; return its manifest."""
@@ -210,11 +218,15 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
                                   .encode(), digest_size=16).hexdigest()
     split_dir = Path(out) / split
     check_finished_shards(split_dir, fingerprint)
+    if total == 0:
+        raise UserError(no_rows_message(data_cfg, source, split, 0, 0))
     text_encoder = build_text_encoder(data_cfg).to(device)
     image_encoder = build_image_encoder(data_cfg).to(device)
     specs = tensor_specs(data_cfg, text_encoder, image_encoder)
 
+    created = [p for p in (split_dir, *split_dir.parents) if not p.exists()]
     split_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
     for stale in split_dir.glob(".shard-*.tmp-*"):  # left by an interrupted run
         stale.unlink()
     shards_total = data_cfg.num_shards
@@ -236,8 +248,10 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         else:
             samples = map(source.decode, itertools.islice(rows, stop - start))
         info = write_shard(split_dir / name, samples, specs, text_encoder, image_encoder, batch_size, device, files)
+        written.append(split_dir / name)
         info.update(file=name, start=start, stop=stop, fingerprint=fingerprint)
         write_json_atomic(done_marker, info, indent=None)
+        written.append(done_marker)
         shard_infos.append(info)
 
     skipped = Counter()
@@ -255,11 +269,13 @@ def prepare(data_cfg, split: str = "train", num_samples: int | None = None, out:
         "source": settings, "fingerprint": fingerprint, "versions": versions(),
         "shards": [{"file": i["file"], "rows": i["rows"], "skipped": i["skipped"]} for i in shard_infos],
     }
-    if manifest["rows"] == 0:
-        held = source.range.held_out if source is not None and split == "train" else None
-        held = f"; the first {held} rows are held out for val (data.val_size {data_cfg.val_size})" if held else ""
-        raise UserError(f"data.source {sources.describe(data_cfg)}: no usable rows for split {split!r} ({total} read, "
-                        f"{sum(skipped.values())} skipped{held})")
+    if manifest["rows"] == 0:  # refused: what this run wrote goes, so a corrected rerun starts clean
+        for path in written:
+            path.unlink(missing_ok=True)
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise UserError(no_rows_message(data_cfg, source, split, total, sum(skipped.values())))
     write_json_atomic(split_dir / "manifest.json", manifest)
     if skipped:
         logger.warning("%s: skipped %d unusable rows (%s); see manifest.json", split_dir, sum(skipped.values()),
@@ -284,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         manifest = prepare(cfg, args.split, args.num_samples, args.out, args.batch_size, args.device)
     except UserError as err:
         return report(err)
+    except OSError as err:
+        return report_no_space(err, args.out,
+                               "finished shards are kept: free space and run the same command again to finish")
     print(f"wrote {manifest['rows']} rows in {len(manifest['shards'])} shards "
           f"(skipped {sum(manifest['skipped'].values())}) to {Path(args.out or cfg.cache_dir) / args.split}")
     return 0

@@ -26,7 +26,7 @@ from datasets import IterableDataset, load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
-from ditlaws.data.files import expand_data_files
+from ditlaws.data.files import check_local_files, expand_data_files
 from ditlaws.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ def open_source(data_cfg, split: str) -> IterableDataset:
     if split == "ood":
         raise UserError("the 'ood' split exists only for the builtin set (data.source: builtin)")
     name = hf_split(data_cfg, split)
+    check_local_files(expand_data_files(data_cfg.data_files))
     try:
         ds = load_dataset(data_cfg.source, name=data_cfg.dataset_config,
                           data_files=expand_data_files(data_cfg.data_files), data_dir=data_cfg.data_dir,
@@ -158,8 +159,22 @@ def image_bytes(value) -> bytes | None:
     return None
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel. 16-bit and 32-bit grey images (modes I;16*, I) are scaled to 8 bits (Pillow's
+    own conversion clips them, so a 16-bit PNG would come out pure white); float images (F) are clipped to [0, 1]
+    or [0, 255] by their range."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or (image.mode == "I" and values.max(initial=0) > 255):
+            values = values / 257.0  # 0..65535 -> 0..255
+        elif image.mode == "F" and values.max(initial=0) <= 1.0:
+            values = values * 255.0
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
 def resize_center_crop(image: Image.Image, resolution: int) -> np.ndarray:
-    image = image.convert("RGB")
+    image = to_rgb(image)
     scale = resolution / min(image.size)
     size = (max(resolution, round(image.width * scale)), max(resolution, round(image.height * scale)))
     image = image.resize(size, Image.BICUBIC, reducing_gap=3.0)

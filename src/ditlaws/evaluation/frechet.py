@@ -87,15 +87,16 @@ class FeatureStats:
         """npz with mu, sigma, n and the extractor name, and the floor when measured (no pickles)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
         extra = {}
         if self.floor is not None:
             fid = self.floor.get("fid")
             extra = {"floor_fid": np.float64(np.nan if fid is None else fid),
                      "floor_n": np.int64(self.floor.get("n") or 0),
                      "floor_note": np.str_(self.floor.get("against") or self.floor.get("note") or "")}
-        np.savez(tmp, mu=self.mean, sigma=self.cov, n=np.int64(self.n), extractor=np.str_(self.extractor), **extra)
-        tmp.replace(path)
+        from ditlaws.jsonio import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, mu=self.mean, sigma=self.cov, n=np.int64(self.n), extractor=np.str_(self.extractor), **extra)
 
     @classmethod
     def load(cls, path) -> FeatureStats:

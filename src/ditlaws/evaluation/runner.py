@@ -322,6 +322,10 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     model = load_model(model_dir).to(cfg.device).eval()
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise UserError(f"{model_dir}: the weights hold NaN or inf values ({len(bad)} tensors, e.g. {bad[0]}); "
+                        "nothing to evaluate: resume the run from an earlier checkpoint")
     readers = load_readers(cfg)
     image_encoder, text_encoder = build_image_encoder(data_cfg), build_text_encoder(data_cfg)  # once, not per metric
     vae = getattr(image_encoder, "vae", None)
@@ -386,3 +390,28 @@ def store_eval(store: str | Path, record: dict, summary: dict) -> str:
     if isinstance(target, LocalStore):
         return str(target.run_path(record["study"], record["run_id"]))
     return f"{store} (runs/{record['study']}/{record['run_id']}.json)"
+
+
+def check_store_target(store, record: dict) -> None:
+    """The run's study and id must be store names, and the record already stored for it (if any) a JSON object."""
+    from ditlaws.store import LocalStore, check_name
+
+    if not isinstance(record, dict):
+        raise UserError("--store: the run's summary.json is not a JSON object")
+    try:
+        study, run_id = check_name("study", record.get("study")), check_name("run id", record.get("run_id"))
+    except UserError as err:
+        raise UserError(f"--store: the run's summary.json: {err}") from None
+    if isinstance(store, LocalStore):
+        path = store.run_path(study, run_id)
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise UserError(f"--store: {path} is not a file (a folder or a dangling link); move it away")
+            try:
+                existing = json.loads(path.read_bytes())
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+                raise UserError(f"--store: {path}: not valid JSON ({type(err).__name__}); repair or remove "
+                                "it") from None
+            if not isinstance(existing, dict):
+                raise UserError(f"--store: {path}: a run record must be a JSON object, got "
+                                f"{type(existing).__name__}; repair or remove it")

@@ -73,6 +73,9 @@ def save_grid(images: torch.Tensor, captions: list[str], path, columns: int = 8,
         grid.paste(Image.fromarray(image).resize((tile, tile), Image.NEAREST), (x, y))
         for j, line in enumerate(lines):
             draw.text((x + 2, y + tile + 2 + 12 * j), line, fill=(0, 0, 0), font=font)
-    grid.save(path)
-    path.with_suffix(".json").write_text(json.dumps({"captions": list(captions)}, indent=1) + "\n")
+    from ditlaws.jsonio import atomic_path, write_text_atomic
+
+    with atomic_path(path) as tmp:
+        grid.save(tmp, format="PNG")
+    write_text_atomic(path.with_suffix(".json"), json.dumps({"captions": list(captions)}, indent=1) + "\n")
     return path

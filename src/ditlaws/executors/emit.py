@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ditlaws.config import SweepConfig
 from ditlaws.executors.launch import Launch, job_command, launch_for, shell_command
 from ditlaws.executors.slurm_options import sbatch_directives
+from ditlaws.jsonio import write_text_atomic
 
 if TYPE_CHECKING:
     from ditlaws.executors.progress import PlannedRun
@@ -34,7 +35,7 @@ def emit(sweep: SweepConfig, pending: list[PlannedRun], what: str) -> Path:
         kind = "slurm" if sweep.executor.kind == "slurm" else "subprocess"
         path, text = jobs / "commands.txt", command_list(pending, launch_for(sweep.executor, kind))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    write_text_atomic(path, text)
     if what == "sbatch":
         path.chmod(0o755)
     return path

@@ -82,7 +82,13 @@ class BuiltinFeatureNet(nn.Module):
         metadata = {"config": json.dumps(self.config), "format": FORMAT}
         if training is not None:
             metadata["training"] = json.dumps(training, sort_keys=True)
-        save_file(self.state_dict(), str(path), metadata=metadata)
+        from ditlaws.jsonio import as_no_space, atomic_path
+
+        try:
+            with atomic_path(path) as tmp:
+                save_file(self.state_dict(), str(tmp), metadata=metadata)
+        except Exception as err:  # safetensors reports a full disk in its own words
+            raise as_no_space(err, Path(path).parent) from err
 
     @staticmethod
     def training_of(path) -> dict | None:

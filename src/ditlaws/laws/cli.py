@@ -7,14 +7,16 @@ Every flag is a field of ``FitInputs`` (what to read and write) or ``FitOptions`
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ditlaws.errors import UserError, report
+from ditlaws.errors import UserError, report, report_no_space
 from ditlaws.laws.compare import compare, seeds_for
 from ditlaws.laws.document import study_doc, write_fit_json
 from ditlaws.laws.ood import ood_fit
@@ -82,7 +84,37 @@ def parse(argv: list[str] | None) -> tuple[FitInputs, FitOptions]:
     out = next(f for f in dataclasses.fields(FitInputs) if f.name == "out")
     if inputs.out is None:
         raise UserError(f"--out is required: {spec(out)['help']}")
+    for flag, value in (("--bootstrap", options.n_boot), ("--parametric-bootstrap", options.parametric_boot)):
+        if value is not None and value > MAX_DRAWS:  # bounded before any array of draws is allocated
+            raise UserError(f"{flag} must be <= {MAX_DRAWS:,} (the intervals stop changing long before), got "
+                            f"{value:,}")
+    check_out_not_in_store(Path(inputs.out))
     return inputs, options
+
+
+MAX_DRAWS = 100_000
+PREDICT_RANGE = (1e-3, 1e6)  # --predict within these factors of the smallest / largest budget of the data
+
+
+def check_out_not_in_store(out: Path) -> None:
+    """A fit written inside a run store's runs/ (or models/) would be read back as run records."""
+    here = out.resolve()
+    for folder in (here, *here.parents):
+        if folder.name in ("runs", "models") and (folder.parent / "runs").is_dir() and \
+                any((folder.parent / "runs").glob("*/*.json")):
+            raise UserError(f"--out {out}: inside the run store {folder.parent} ({folder.name}/); write the fit "
+                            "outside the store, e.g. next to it")
+
+
+def check_targets(predict: tuple[float, ...], tables: list) -> None:
+    """Prediction budgets far outside the data (a typo like 1e-300, or 1e40) are refused before fitting."""
+    lo = min(float(np.min(t.C)) for t in tables)
+    hi = max(float(np.max(t.C)) for t in tables)
+    for target in predict:
+        if not PREDICT_RANGE[0] * lo <= target <= PREDICT_RANGE[1] * hi:
+            raise UserError(f"--predict {target:g}: outside what the data can speak for (its budgets span {lo:.3g} "
+                            f"to {hi:.3g} FLOPs; predictions go from {PREDICT_RANGE[0] * lo:.3g} to "
+                            f"{PREDICT_RANGE[1] * hi:.3g})")
 
 
 def check_inputs(inputs: FitInputs) -> None:
@@ -119,6 +151,7 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
     tables = _studies(inputs.runs, "--runs", inputs, options)
     for other in inputs.compare:
         tables += _studies(other, "--compare", inputs, options)
+    check_targets(inputs.predict, tables)
     names = [t.studies[0] for t in tables]
     if len(set(names)) < len(names):  # same study name in two inputs: qualify by file
         for t in tables:
@@ -141,16 +174,17 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
                    "n_skipped": len(t.skipped)} for t in tables]
     opts = {**dataclasses.asdict(inputs), **dataclasses.asdict(options)}
     out.mkdir(parents=True, exist_ok=True)
-    path = write_fit_json(out / "fit.json", docs[0], docs[1:], inputs_doc, opts, comparison, ood)
-    figures = {}
-    if inputs.figures:
-        from ditlaws.laws import plots
+    with staged(out) as stage:  # all outputs or none: a full disk leaves the earlier fit whole
+        path = write_fit_json(stage / "fit.json", docs[0], docs[1:], inputs_doc, opts, comparison, ood)
+        figures = {}
+        if inputs.figures:
+            from ditlaws.laws import plots
 
-        figures = plots.all_figures(path, out)
-        samples = samples_figure_of(inputs.runs, tables[0].studies[0], out / "fig6_samples_by_budget.png")
-        if samples is not None:
-            figures["samples"] = samples.name
-    report.write_report(out / "report.md", path, figures)
+            figures = plots.all_figures(path, stage)
+            samples = samples_figure_of(inputs.runs, tables[0].studies[0], stage / "fig6_samples_by_budget.png")
+            if samples is not None:
+                figures["samples"] = samples.name
+        report.write_report(stage / "report.md", path, figures)
     if inputs.push:
         from ditlaws.store import HubStore
 
@@ -158,6 +192,27 @@ def run(inputs: FitInputs, options: FitOptions) -> dict:
         sha = HubStore(org, name.removesuffix("-results")).put_fit(out)
         print(f"pushed the fit to {inputs.hub} fit/ (commit {sha})")
     return docs[0]
+
+
+@contextmanager
+def staged(out: Path):
+    """A hidden folder inside `out` to write a fit's files into; when the block succeeds they are moved into `out`
+    (renames: no space needed, each file whole), fit.json last; on any error the folder goes and `out` is as before.
+    """
+    import shutil
+    import tempfile
+
+    from ditlaws.jsonio import umask_mode
+
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".fit-staging-"))
+    try:
+        yield stage
+        names = sorted((p.name for p in stage.iterdir()), key=lambda n: n == "fit.json")
+        for name in names:
+            os.chmod(stage / name, umask_mode())
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def samples_figure_of(runs: str | None, study: str, path: Path) -> Path | None:
@@ -182,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         doc = run(inputs, options)
     except UserError as e:
         return report(e)
+    except OSError as e:
+        return report_no_space(e, inputs.out, "the earlier fit there is intact: free space and run again")
     from ditlaws.laws.report import answer
 
     for line in notes(doc):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ditlaws.jsonio import write_text_atomic
 from ditlaws.laws import forms
 from ditlaws.laws.backtest import backtest
 from ditlaws.laws.bootstrap import summarize
@@ -143,7 +144,7 @@ def write_fit_json(path: Path, primary: dict, others: list[dict], inputs: list[d
     doc = {**primary, "studies": others, "comparison": comparison, "ood": ood, "inputs": inputs,
            "provenance": inputs[0].get("provenance") if inputs else None, "options": options,
            "versions": versions(("numpy", "scipy", "matplotlib"))}
-    path.write_text(json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
+    write_text_atomic(path, json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
     return path
 
 

@@ -15,6 +15,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from ditlaws.laws.predict import FitResult, load_fit  # noqa: E402
 
 
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """A PNG written atomically (a full disk leaves the earlier figure, never half of one)."""
+    from ditlaws.jsonio import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+
+
 def plain_log_ticks(ax, axis: str = "y") -> None:
     """Log axis labelled in plain decimals (0.2, 0.3, 0.5) rather than powers of ten, for narrow ranges."""
     target = ax.yaxis if axis == "y" else ax.xaxis
@@ -172,7 +180,7 @@ def isoflop_figure(fit: FitResult, path: Path) -> Path:
         elif name in fit.laws("approach3"):
             law_panel(ax, fit, name, "approach3", color="C2", points=False)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -194,7 +202,7 @@ def _panel_grid(n: int, width: float = 5.0, height: float = 3.9):
 def loss_metrics_figure(fit: FitResult, path: Path) -> Path:
     """Fig. 3 (``loss_metrics_plot``) written to ``path``."""
     fig = loss_metrics_plot(fit)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -294,7 +302,7 @@ def backtest_figure(fit: FitResult, path: Path) -> Path | None:
             plain_log_ticks(ax, "x")
             plain_log_ticks(ax, "y")
     fig.suptitle(f"Backtest — {fit.study}: the largest budget(s) predicted from the rest", fontsize=10)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -313,7 +321,7 @@ def ood_figure(ood: dict, path: Path) -> Path:
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.3)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -331,7 +339,7 @@ def compare_figure(fit: FitResult, path: Path) -> Path | None:
         if name == "L_opt":
             plain_log_ticks(ax)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.28)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ditlaws.jsonio import write_text_atomic
 from ditlaws.laws.predict import FitResult, load_fit, shown_interval
 
 
@@ -325,5 +326,5 @@ def write_report(path: Path, fit_json: Path | dict, figures: dict[str, str]) -> 
                     section_reading(doc),
                     section_warnings(fit), section_inputs(fit)):
         lines += section
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return Path(path)

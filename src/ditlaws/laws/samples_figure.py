@@ -78,5 +78,8 @@ def samples_by_budget(records: list[dict], path: Path, columns: int = 8) -> Path
         y += strip.height
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.save(path)
+    from ditlaws.jsonio import atomic_path
+
+    with atomic_path(path) as tmp:
+        figure.save(tmp, format="PNG")
     return path

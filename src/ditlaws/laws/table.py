@@ -125,6 +125,7 @@ def load_runs(path: str | Path, flops: str = "6nd", *, flag: str = "--runs", str
     table = _to_table(rows, str(path), fingerprint, flops, path.stem, {"kind": "csv", "path": str(path),
                                                                        "sha256": fingerprint}, strict=True)
     check_duplicates(table, drop_duplicates)
+    check_spread(table)
     return table
 
 
@@ -159,6 +160,7 @@ def table_from_store(store, *, flops: str = "6nd", strict: bool = False, drop_du
         raise UserError(f"{flag}: every run record in {source} was malformed (first: {table.skipped[0]['where']}: "
                         f"{table.skipped[0]['reason']})")
     check_duplicates(table, drop_duplicates)
+    check_spread(table)
     tps = {r.get("tokens_per_sample") for r in rows}
     if len(tps) == 1 and isinstance(next(iter(tps)), (int, float)):
         table.tokens_per_sample = float(next(iter(tps)))
@@ -177,6 +179,10 @@ def _read_csv(path: Path) -> tuple[list[dict], str]:
     lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if not line.startswith("#")]
     reader = csv.DictReader([line for _, line in lines])
     header = [h.strip() for h in (reader.fieldnames or [])]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise UserError(f"{path}: column {repeated[0]!r} appears {header.count(repeated[0])} times in the header; "
+                        "each column once (which one did you mean?)")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; required: {','.join(REQUIRED_COLUMNS)}"
@@ -203,6 +209,9 @@ def _record_row(rec: dict, where: str, default_study: str | None) -> dict:
     ev = rec.get("eval")
     ev = ev if isinstance(ev, dict) else {}
     loss = _metric(ev.get("val_loss"))
+    if loss is None and "val_loss" in ev:
+        raise RowError("eval.val_loss is null: the evaluation gave no number (NaN or inf weights?); evaluate the "
+                       "run again from a good checkpoint, or remove the record")
     if loss is None:
         loss = rec.get("loss_last10pct")
     if loss is None:
@@ -302,6 +311,13 @@ def _to_table(rows: list[dict], source: str, fingerprint: str, flops: str, study
 
 
 # ---------------------------------------------------------------------------------------------------- checks
+
+
+def check_spread(table: RunTable) -> None:
+    """Losses that are all the same carry no information about scaling (a fit would give zero-width intervals)."""
+    if len(table) >= 2 and np.all(table.loss == table.loss[0]):
+        raise UserError(f"{table.source}: all {len(table)} runs have the same loss ({table.loss[0]:g}); a scaling "
+                        "fit needs runs whose losses differ (a copied value, or runs that did not train?)")
 
 
 def check_duplicates(table: RunTable, drop: bool = False) -> None:

@@ -107,6 +107,9 @@ class LocalStore:
             for path in sorted((self.root / RUNS / name).glob("*.json")):
                 try:
                     record = json.loads(path.read_bytes())
+                except OSError as err:  # a folder, a dangling link or a link loop named *.json
+                    yield StoredRecord(str(path), name, None, f"not a readable file ({err.strerror or err})")
+                    continue
                 except (json.JSONDecodeError, UnicodeDecodeError) as err:
                     yield StoredRecord(str(path), name, None, f"not valid JSON ({err})")
                     continue
@@ -172,7 +175,7 @@ class LocalStore:
         digest = hashlib.sha256()
         for path in sorted((self.root / RUNS).glob("*/*.json")):
             digest.update(str(path.relative_to(self.root)).encode())
-            digest.update(path.read_bytes())
+            digest.update(path.read_bytes() if path.is_file() else b"")  # a folder / dangling link: its name only
         return "local-" + digest.hexdigest()[:16]
 
 

@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as err:
+        from ditlaws.errors import report_no_space
+
+        return report_no_space(err, "the sweep",
+                               "finished runs and checkpoints are intact: free space and run the same command again")
     except Exception as err:
         from ditlaws.training import NonFiniteLossError
 
@@ -84,6 +89,11 @@ def sweep_main(argv: list[str]) -> int:
     if args.emit:
         emit_jobs(sweep, args.emit)
         return 0
+    planned = plan_sweep(sweep)
+    if planned and all(r.skip_reason for r in planned):
+        raise UserError(f"sweep {sweep.study}: none of its {len(planned)} runs would train (first: "
+                        f"{planned[0].run_id}: {planned[0].skip_reason}); raise the budgets or lower min_steps "
+                        "(--dry-run shows the plan)")
     run_sweep(sweep)
     print(f"store: {sweep.store_dir}   fit: python fit_laws.py --runs {sweep.store_dir} --out <dir>")
     return 0

@@ -65,6 +65,34 @@ def stored_record(store, study: str, run_id: str, fingerprint: str) -> dict | No
 
 def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, start_from: Path | None = None,
             trunk: dict | None = None) -> dict:
+    """`_run_job` while holding the store's claim on the run (`<store>/.claims/<study>/<run_id>.lock`, main process
+    only): two sweeps with different `out:` sharing one store train a run once; the second waits for the
+    first and takes its record (a claim whose holder died goes stale and is taken over)."""
+    import os
+    from contextlib import nullcontext
+
+    from ditlaws.locks import file_lock
+    from ditlaws.store import LocalStore
+
+    spec = read_job_file(Path(run_dir))
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or \
+            not isinstance(spec.get("store"), str) or not isinstance(spec.get("study"), str):
+        raise UserError(f"{Path(run_dir) / JOB_FILE}: not a valid job file (expected an object with config, store, "
+                        "study, eval, fingerprint); run the sweep again to rewrite it")
+    run_id = (spec["config"].get("train") or {}).get("run_id") if isinstance(spec["config"].get("train"), dict) \
+        else None
+    main = int(os.environ.get("RANK", "0")) == 0
+    claim = nullcontext()
+    if main and isinstance(run_id, str):
+        LocalStore(spec["store"]).run_path(spec["study"], run_id)  # checks both names
+        claim = file_lock(Path(spec["store"]) / ".claims" / spec["study"] / run_id, label=f"sweep job {run_dir}",
+                          timeout=None)
+    with claim:
+        return _run_job(run_dir, log, lock, wait, start_from=start_from, trunk=trunk)
+
+
+def _run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, start_from: Path | None = None,
+             trunk: dict | None = None) -> dict:
     """Train (or resume) the run of a job file with the sweep's plan, measure its validation loss, and end it
     through the end-of-run hook (`ditlaws.publish.end_of_run`: record -> store -> model and Hub).
 
@@ -82,7 +110,9 @@ def run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, sta
     run_dir = Path(run_dir)
     spec = read_job_file(run_dir)
     cfg = config_from_dict(spec["config"], source=str(run_dir / JOB_FILE))
-    eval_cfg = section_from_dict(SweepEvalConfig, spec["eval"], "eval")
+    eval_cfg = section_from_dict(SweepEvalConfig, spec.get("eval"), "eval")
+    if not isinstance(spec.get("fingerprint"), str):
+        raise UserError(f"{run_dir / JOB_FILE}: not a valid job file (no fingerprint); run the sweep again")
     plan = plan_from_dict(spec["plan"], run_dir / JOB_FILE) if spec.get("plan") is not None else None
     store = LocalStore(spec["store"])
     record = stored_record(store, spec["study"], cfg.train.run_id, spec["fingerprint"])

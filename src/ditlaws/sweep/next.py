@@ -24,6 +24,7 @@ import yaml
 
 from ditlaws.config import SweepConfig, preset_size, read_yaml
 from ditlaws.errors import UserError
+from ditlaws.jsonio import write_text_atomic
 from ditlaws.options import ArgumentParser
 from ditlaws.paths import check_writable
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in basis["warnings"]:
         header += f"# warning: {w}\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + yaml.safe_dump(raw, sort_keys=False))
+    write_text_atomic(out, header + yaml.safe_dump(raw, sort_keys=False))
     print(header.rstrip())
     print(f"wrote {out}; run it with: python -m ditlaws.sweep --config {out}")
     return 0

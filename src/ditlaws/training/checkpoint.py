@@ -195,6 +195,12 @@ def resolve_resume(resume: str | None, output_dir: str | Path,
                 return path
             older = "an older checkpoint" if path != found[0][1] else "no checkpoint (starting from step 0)"
             warn(f"warning: checkpoint {path.name} is unusable, falling back to {older}: {problem}")
+        if not found:
+            root = Path(output_dir) / "checkpoints"
+            leftovers = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+            what = (f"only unfinished or foreign entries ({', '.join(leftovers[:3])}"
+                    f"{', ...' if len(leftovers) > 3 else ''})" if leftovers else "none")
+            warn(f"warning: train.resume latest: no finished checkpoint in {root} ({what}); starting from step 0")
         return None
     path = Path(resume)
     if not (path / STATE_FILE).is_file():

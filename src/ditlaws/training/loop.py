@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ditlaws.config import RunConfig, identity, identity_diff, save_config
 from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
-from ditlaws.jsonio import read_json, write_json_atomic
+from ditlaws.jsonio import as_no_space, no_space, read_json, umask_modes, write_json_atomic
 from ditlaws.training import checkpoint as ckpt
 from ditlaws.training import run_dir
 from ditlaws.training.data import open_train_data
@@ -39,6 +39,7 @@ from ditlaws.training.plan import RunPlan, plan_run
 from ditlaws.training.record import run_record
 from ditlaws.training.rng import draw_step
 from ditlaws.training.schedule import lr_at
+from ditlaws.training.signals import graceful_sigterm
 from ditlaws.training.trackers import available_trackers
 
 __all__ = ["NonFiniteLossError", "TrainingInterrupted", "parameter_hash", "train"]
@@ -121,6 +122,12 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end, start_
            ) -> dict | None:
     run = start_run(cfg, plan, output, start_from)
     run.lock, run.end = lock, end
+    with graceful_sigterm() as stop:
+        return _steps(run, stop, stop_at)
+
+
+def _steps(run: Run, stop, stop_at: int | None = None) -> dict | None:
+    cfg = run.cfg
     t, acc = cfg.train, run.accelerator
     params = [p for p in run.model.parameters() if p.requires_grad]
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
@@ -152,8 +159,15 @@ def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end, start_
             if done % t.log_every == 0 or done == last_step:
                 last_log = log_metrics(run, done, lr, last, last_log)
                 bar.set_postfix(loss=f"{last[1]:.4f}", ema=f"{run.losses.ema:.4f}", lr=f"{lr:.2e}")
-        if checkpoint_due:
+        stopping = done < run.total and stop.requested(acc if acc.num_processes > 1 else None)
+        if checkpoint_due or stopping:
+            if stopping and pending.steps:
+                sync_point(run, pending)
             save_checkpoint(run, done)
+        if stopping:
+            bar.close()
+            raise TrainingInterrupted(f"{stop.signal or 'SIGTERM'}: stopped after step {done} of {run.total}, "
+                                      f"checkpoint saved in {ckpt.checkpoint_dir(run.output, done)}")
         run.faults.after_step(done)
     bar.close()
     return finish_run(run) if last_step == run.total else None
@@ -236,12 +250,25 @@ def save_checkpoint(run: Run, step: int) -> None:
     if run.main:
         ckpt.begin_save(folder)
     acc.wait_for_everyone()
-    acc.save_state(str(folder))
-    acc.wait_for_everyone()
-    run.faults.during_save("kill_save", step)
+    try:
+        try:
+            acc.save_state(str(folder))
+        except RuntimeError as err:  # torch.save reports a full disk as a RuntimeError from its zip writer
+            raise as_no_space(err, folder) from err
+        acc.wait_for_everyone()
+        run.faults.during_save("kill_save", step)
+        if run.main:
+            umask_modes(folder)
+            run.metrics.snapshot(folder, step)
+            ckpt.write_state(folder, {"step": step, "losses": run.losses.state_dict(),
+                                      "wall_time_s": run.wall_time(), "fingerprint": fingerprint(run.cfg, run.plan)})
+    except OSError as err:
+        if run.main and no_space(err):  # a half-written checkpoint is never resumed from; give its space back
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     if run.main:
-        ckpt.write_state(folder, {"step": step, "losses": run.losses.state_dict(), "wall_time_s": run.wall_time(),
-                                  "fingerprint": fingerprint(run.cfg, run.plan)})
         ckpt.prune(run.output, run.cfg.train.keep_checkpoints)
     acc.wait_for_everyone()
 
@@ -309,7 +336,7 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path, start_from: Pa
         output.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output / "config.yaml")
     metrics = MetricsWriter(output / "metrics.jsonl", resume_step=start_step if resume_dir or start_from else None,
-                            enabled=accelerator.is_main_process)
+                            enabled=accelerator.is_main_process, checkpoint=resume_dir)
     if accelerator.trackers:
         accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))
     publisher = make_publisher(cfg, plan, output) if accelerator.is_main_process else None
@@ -403,7 +430,12 @@ def save_model(run: Run, folder: Path) -> None:
         unwrapped = copy
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    unwrapped.save_pretrained(tmp, safe_serialization=True)
+    try:
+        unwrapped.save_pretrained(tmp, safe_serialization=True)
+    except Exception as err:  # e.g. a full disk: the half-written copy goes, the checkpoints stay
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise as_no_space(err, folder) from err
+    umask_modes(tmp)
     run.faults.during_save("kill_model", run.total)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from ditlaws.jsonio import write_text_atomic
+
 
 class LossTracker:
     """Loss EMA (ema <- a·ema + (1 - a)·loss, starting at the first loss) and the mean over the last steps.
@@ -43,30 +45,64 @@ class LossTracker:
 
 
 class MetricsWriter:
-    """One JSON object per line in `<output>/metrics.jsonl`, flushed as it goes (main process only)."""
+    """One JSON object per line in `<output>/metrics.jsonl`, flushed as it goes (main process only).
 
-    def __init__(self, path: str | Path, resume_step: int | None = None, enabled: bool = True):
+    Appends can be cut short (a full disk, a kill) and a resume goes back to a checkpoint, so the log is repaired
+    when a run resumes: every checkpoint carries its own copy of the log up to its step (`snapshot`), and resuming
+    from it rewrites metrics.jsonl from that copy, atomically (a resume that fails, e.g. on a full disk, leaves the
+    old file). Records after the checkpoint are dropped (they are logged again), a torn last line is dropped, and
+    records lost from the live file are restored."""
+
+    def __init__(self, path: str | Path, resume_step: int | None = None, enabled: bool = True,
+                 checkpoint: str | Path | None = None):
         self.path = Path(path)
         self.enabled = enabled
         if not enabled:
             return
         if resume_step is None:
-            self.path.write_text("")
-        elif self.path.exists():  # drop records written after the checkpoint we resume from
-            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            write_text_atomic(self.path, "")
+            return
+        saved = Path(checkpoint) / LOG_COPY if checkpoint is not None else None
+        if saved is not None and saved.is_file():
+            text = saved.read_text(encoding="utf-8")
+        elif self.path.exists():  # a checkpoint from before log copies: keep the live file's records up to it
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        else:
+            text = ""
+        write_text_atomic(self.path, records_up_to(text, resume_step))
 
     def write(self, record: dict) -> None:
         if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+            try:
+                with self.path.open("a") as f:
+                    f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+            except OSError as err:  # name the file (a failed flush says nothing about which)
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
+
+    def snapshot(self, folder: str | Path, step: int) -> None:
+        """Copy the log's complete records up to `step` into a checkpoint folder (what a resume restores)."""
+        if self.enabled:
+            text = self.path.read_text(encoding="utf-8", errors="replace") if self.path.exists() else ""
+            write_text_atomic(Path(folder) / LOG_COPY, records_up_to(text, step))
+
+
+LOG_COPY = "metrics.jsonl"  # the name of the log's copy inside a checkpoint folder
+
+
+def records_up_to(text: str, step: int) -> str:
+    """The complete, parseable lines of a metrics log whose step is <= `step` (a torn last line is dropped)."""
+    lines = text.split("\n")
+    complete = lines[:-1]  # the part after the last newline is a torn record (or empty)
+    return "".join(line + "\n" for line in complete if _step_of(line) <= step)
 
 
 def _step_of(line: str) -> float:
     try:
-        return json.loads(line).get("step", math.inf)
+        record = json.loads(line)
     except json.JSONDecodeError:
         return math.inf
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else math.inf
 
 
 def _jsonable(value):
