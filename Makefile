@@ -8,7 +8,7 @@ OUT ?= outputs/demo
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: test test-fast demo demo-compare lint clean reliability
+.PHONY: test test-fast test-numerics-avx2 demo demo-compare lint clean reliability
 
 # torch and torchvision are pinned together: other pairs break torchvision's operators on this CPU image.
 $(STAMP): pyproject.toml
@@ -25,6 +25,18 @@ test: lint
 
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
+
+# The tests whose numbers depend on the CPU's kernels: float comparisons between two code paths (with their stated
+# tolerances) and the bit-exactness claims (resume, 1 vs 2 processes, plain vs optimised loop) that hold within one
+# machine. `make test-numerics-avx2` runs them again on ATen's AVX2 kernels (other vector widths, other rounding, as
+# another CPU would have), so a test that passes on one kernel path only fails wherever it runs (~2-4 min on 2 cores).
+NUMERICS_TESTS := tests/test_step_equality.py tests/test_evaluation_clip.py tests/test_evaluation_loss.py \
+	tests/test_evaluation_fid.py tests/test_evaluation_gaussian.py tests/test_evaluation_accuracy.py \
+	tests/test_models.py tests/test_pipeline.py tests/test_flow.py tests/test_train_multiprocess.py \
+	tests/test_train_run.py tests/test_data_encoders.py tests/test_data_prepare.py tests/test_feature_net_reuse.py
+
+test-numerics-avx2: $(STAMP)
+	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(NUMERICS_TESTS)
 
 # docs/reliability.md from what the bad-input, fault-drill, lock and hold-out tests observe (slow ones included:
 # minutes); written only when they all pass.

@@ -1,5 +1,6 @@
 """The optimised training step computes what a plain one does: the same losses (bit for bit in fp32 on CPU, within
-bf16 rounding under autocast), the same numbers as the code before the speed work, and the same FLOP accounting."""
+bf16 rounding under autocast), the numbers of the code before the speed work (within float32 rounding across CPUs and
+kernels), and the same FLOP accounting."""
 
 import json
 from pathlib import Path
@@ -22,15 +23,20 @@ TINY = ["--model.depth", "2", "--model.width", "32", "--model.heads", "2", "--mo
         "--data.resolution", "16", "--data.text_dim", "16", "--data.text_len", "8", "--train.global_batch", "8",
         "--train.log_every", "1", "--train.steps", "5", "--train.warmup_steps", "2", "--train.lr", "3e-3"]
 
-# Losses of the TINY runs (fp32) and their compute records, written by the code before the speed work
-# (torch 2.14 on an AVX512 CPU, where they must match bit for bit; elsewhere kernels may round differently).
+# Losses of the TINY runs (fp32) and their compute records, written by the code before the speed work (torch 2.14,
+# Intel Xeon with AMX). Bit-for-bit equality with them holds only on the kernels that wrote them, so the losses are
+# compared within LOSS_REL. Measured spread of these five losses (2026-12-07, torch 2.14.1): AMD EPYC without AMX
+# under ATen's AVX512, AVX2 and DEFAULT kernels, with ONEDNN_MAX_CPU_ISA=AVX2, 1 and 2 threads, against these
+# numbers: at most 9.8e-8 relative (one float32 ulp at 1.2-1.7). LOSS_REL is 100x that: rounding passes, a changed
+# init, op, draw or update does not. Within one machine the loop is still compared with the plain loop bit for bit
+# (the first two asserts).
 BEFORE = {
     "in_context": {"loss": [1.677201509475708, 1.6110397577285767, 1.5261238813400269, 1.410151481628418,
                             1.2110857963562012], "C": 147824640.0, "C_closed_form": 181647360.0, "N": 38496},
     "cross_attn": {"loss": [1.677201509475708, 1.6099501848220825, 1.5226916074752808, 1.3999475240707397,
                             1.178597092628479], "C": 239124480.0, "C_closed_form": 148316160.0, "N": 62272},
 }
-RECORDED_ON = ("AVX512", "2.14")
+LOSS_REL = 1e-5
 
 # Closed-form forward FLOPs per sample and parameter counts of today's models (the run records' C_closed_form and N).
 FLOPS = [  # family, width, depth, patch, sample_size, in_channels, text_dim, text_len -> flops, total, non_embedding
@@ -93,10 +99,7 @@ def test_fp32_training_loop_equals_the_plain_loop_and_the_code_before_bit_for_bi
     before = BEFORE[family]
     assert (summary["C"], summary["C_closed_form"], summary["N"]) == (before["C"], before["C_closed_form"],
                                                                       before["N"])
-    if (torch.backends.cpu.get_cpu_capability(), ".".join(torch.__version__.split(".")[:2])) == RECORDED_ON:
-        assert losses == before["loss"]
-    else:
-        assert losses == pytest.approx(before["loss"], rel=1e-4)
+    assert losses == pytest.approx(before["loss"], rel=LOSS_REL)
 
 
 @pytest.mark.parametrize("family", ["in_context", "cross_attn"])
@@ -105,7 +108,8 @@ def test_bf16_training_loop_matches_the_plain_loop_within_bf16_rounding(family, 
     losses, norms = plain_losses(_config(tmp_path / "plain", family, "bf16"))
     assert _logged(tmp_path, "loss") == pytest.approx(losses, rel=1e-2)
     assert _logged(tmp_path, "grad_norm") == pytest.approx(norms, rel=5e-2)
-    assert _logged(tmp_path, "loss") != pytest.approx(BEFORE[family]["loss"], rel=1e-7)  # bf16 really ran
+    # bf16 really ran: its losses are not the fp32 ones, even within the tolerance across kernels
+    assert _logged(tmp_path, "loss") != pytest.approx(BEFORE[family]["loss"], rel=LOSS_REL)
 
 
 @pytest.mark.parametrize("row", FLOPS, ids=lambda r: f"{r[0]}-w{r[1]}-d{r[2]}")

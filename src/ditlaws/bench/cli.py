@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from ditlaws.errors import report as report_error
 from ditlaws.jsonio import write_json_atomic
 
 SECTIONS = ("peaks", "step", "demo", "eval", "loader")
+MODEL_NAMES = ("diffusers DiT", "diffusers PixArt", "ditlaws in_context", "ditlaws cross_attn")
+SDPA_CHOICES = ("default", "math", "flash")
 HEADLINE = Size(width=512, depth=8, heads=8, sample_size=16, in_channels=4, patch_size=2, text_len=16, text_dim=64,
                 batch=32)
 QUICK_HEADLINE = Size(width=64, depth=2, heads=2, sample_size=8, in_channels=4, patch_size=2, text_len=8, text_dim=16,
@@ -32,7 +35,37 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timed steps per measurement (default 10; --quick 3)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     p.add_argument("--demo-config", default=str(DEMO_CONFIG), help="the sweep whose sizes are 'demo scale'")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="step sections: time the models in turns, this many rounds of --repeats steps each "
+                        "(so a change of load during the run falls on every model); default 1")
+    p.add_argument("--sdpa", default="default", choices=sorted(SDPA_CHOICES),
+                   help="attention kernel of the timed steps (FLOPs are always counted under math); default: "
+                        "torch's choice")
+    p.add_argument("--models", help=f"step section: comma-separated subset of {', '.join(MODEL_NAMES)}")
     return p
+
+
+def models_of(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in chosen if s not in MODEL_NAMES]
+    if bad or not chosen:
+        raise UserError(f"--models: {', '.join(bad) or 'nothing'} is not a model; valid: {', '.join(MODEL_NAMES)}")
+    return chosen
+
+
+def kernel_path() -> dict:
+    """What decides which CPU kernels run: ATen's vector ISA, AMX, and the environment variables that cap them."""
+    flags = ""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        pass
+    return {"aten_capability": torch.backends.cpu.get_cpu_capability(), "amx_bf16": " amx_bf16" in flags,
+            "avx512_bf16": " avx512_bf16" in flags,
+            "env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS")
+                    if k in os.environ}}
 
 
 def cpu_model() -> str:
@@ -58,20 +91,27 @@ def run(args) -> dict:
     from ditlaws.bench.timing import matmul_peak
 
     chosen = sections_of(args.only)
+    names = models_of(args.models)
     repeats = args.repeats or (3 if args.quick else 10)
     say = lambda text: print(text, flush=True)  # noqa: E731
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
-              "repeats": repeats, "sections": chosen}
+              "repeats": repeats, "rounds": args.rounds, "sdpa": args.sdpa, "sections": chosen,
+              "kernels": kernel_path()}
     peaks = {"float32": matmul_peak(torch.float32, 512 if args.quick else 2048, repeats),
              "bfloat16": matmul_peak(torch.bfloat16, 512 if args.quick else 2048, repeats)}
     result["peaks"] = peaks
     bf16_peak = peaks["bfloat16"]["flops_per_s"]
-    say(f"# ditlaws bench: {result['cpu']}, torch {result['torch']}, {result['threads']} threads\n")
+    kernels = result["kernels"]
+    yes = lambda flag: "yes" if kernels[flag] else "no"  # noqa: E731
+    say(f"# ditlaws bench: {result['cpu']}, torch {result['torch']}, {result['threads']} threads, {result['date']}\n"
+        f"# kernels: ATen {kernels['aten_capability']}, AMX-BF16 {yes('amx_bf16')}, AVX512-BF16 {yes('avx512_bf16')}, "
+        f"env {kernels['env'] or '{}'}; timed attention: {args.sdpa}; {args.rounds} round(s) of {repeats} steps "
+        "per model\n")
     say(report.peaks_table(peaks) + "\n")
     if "step" in chosen:
         size = QUICK_HEADLINE if args.quick else HEADLINE
-        result["step"] = compare(size, "bf16", repeats, bf16_peak)
+        result["step"] = compare(size, "bf16", repeats, bf16_peak, names=names, rounds=args.rounds, sdpa=args.sdpa)
         say(f"## training step, {size.label}, bf16 autocast\n\n" + report.step_table(result["step"]) + "\n")
     if {"demo", "eval", "loader"} & set(chosen):
         run_demo_sections(args, chosen, repeats, bf16_peak, result, say)
@@ -88,7 +128,8 @@ def run_demo_sections(args, chosen, repeats, bf16_peak, result, say) -> None:
         steps = []
         for cfg in runs:
             size = geometry_size(cfg, plan_run(cfg))
-            steps += compare(size, cfg.train.mixed_precision, repeats, bf16_peak, padded_text=True)
+            steps += compare(size, cfg.train.mixed_precision, repeats, bf16_peak, names=models_of(args.models),
+                             padded_text=True, rounds=args.rounds, sdpa=args.sdpa)
         result["demo_step"] = steps
         say("## training step at demo scale (configs/sweeps/demo.yaml)\n\n" + report.step_table(steps) + "\n")
         result["demo_loop"] = demo_scale(args.demo_config, args.quick, repeats)
@@ -121,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.repeats is not None and args.repeats < 1:
         print("error: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    if args.rounds < 1:
+        print("error: --rounds must be >= 1", file=sys.stderr)
         return 2
     if args.out:
         from ditlaws.paths import check_writable

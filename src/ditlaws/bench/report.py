@@ -23,10 +23,12 @@ def peaks_table(peaks: dict) -> str:
 def step_table(rows: list[dict]) -> str:
     body = [[r["model"], r["size"], r["precision"], f"{r['params'] / 1e6:.2f}M", f"{r['flops_per_step'] / 1e9:.2f}",
              f"{r['median_s'] * 1e3:.1f}", f"{r['samples_per_s']:.0f}", f"{r['tokens_per_s']:.0f}",
-             f"{r['flops_per_s'] / 1e9:.0f}", f"{r['pct_bf16_peak']:.0f} %", _ratio(r["vs_diffusers_dit"])]
+             f"{r['flops_per_s'] / 1e9:.0f}", f"{r['pct_bf16_peak']:.0f} %", _ratio(r["vs_diffusers_dit"]),
+             f"{r['min_s'] * 1e3:.1f}", _ratio(r.get("vs_diffusers_dit_best")),
+             f"{r['cpu_median_s'] * 1e3:.0f}" if "cpu_median_s" in r else "", _ratio(r.get("vs_diffusers_dit_cpu"))]
             for r in rows]
     return table(["model", "size", "prec", "params", "GFLOP/step", "step ms", "samples/s", "tokens/s", "GFLOP/s",
-                  "of bf16 peak", "vs DiT"], body)
+                  "of bf16 peak", "vs DiT", "best ms", "vs DiT (best)", "CPU ms", "vs DiT (CPU)"], body)
 
 
 def loop_table(rows: list[dict]) -> str:
