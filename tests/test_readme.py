@@ -24,6 +24,8 @@ Tiny settings (the documented substitutions; nothing else about a command change
 - The Sweeps section's `outputs/my_sweep` is `outputs/demo/sweep` (its config is the demo's, which `make demo`
   already ran: the runner finds every run done, as the README says it will, instead of training them twice).
 - `accelerate launch` gets `--main_process_port <free port>` (parallel test runs must not collide).
+- `ditlaws lrsweep` trains 2 widths x 3 rates x 12 steps (`TINY_LRSWEEP`); `ditlaws` runs as this interpreter's
+  console script.
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ class Entry:
         return re.match(self.pattern, piece.text) is not None
 
 
+# lrsweep: 2 widths x 3 rates x 12 steps instead of 3 x 8 x 300 (about an hour on 2 cores)
+TINY_LRSWEEP = {"16,32,64": "16,32", "1e-3,2e-3,4e-3,8e-3,1.6e-2,3.2e-2,6.4e-2,1.28e-1": "4e-3,1.6e-2,6.4e-2",
+                "300": "12"}
 MY_SWEEP = {"outputs/my_sweep": "outputs/demo/sweep", "outputs/my_sweep/store": "outputs/demo/sweep/store"}
 COMMANDS = [
     Entry(r"make test$", "skip", "the test suite itself (this test runs inside it)"),
@@ -149,6 +154,9 @@ COMMANDS = [
           extra=["--bootstrap", "100", "--no-figures"], replace=MY_SWEEP),
     Entry(r"python -m ditlaws\.sweep --config S\.yaml( --executor subprocess)?$", "sweep_again",
           extra=["--out", "outputs/demo/sweep"], replace={"S.yaml": "configs/sweeps/demo.yaml"}),
+    Entry(r"python -m ditlaws\.sweep --config configs/sweeps/demo\.yaml --dry-run$", "trunk_dry_run"),
+    Entry(r"ditlaws coordcheck --config configs/train/demo\.yaml", "run"),
+    Entry(r"ditlaws lrsweep --config configs/train/demo\.yaml", "run", replace=TINY_LRSWEEP),
     Entry(r"python -m ditlaws\.sweep --config S\.yaml --executor slurm$", "skip", "needs a Slurm cluster"),
     Entry(r"python -m ditlaws\.sweep --config S\.yaml --emit (sbatch|list)$", "run",
           extra=["--out", "outputs/demo/sweep"], replace={"S.yaml": "configs/sweeps/demo.yaml"}),
@@ -170,6 +178,7 @@ SNIPPETS = [
 ]
 OTHER = [
     Entry(r"executor:\n", "executor_yaml"),
+    Entry(r"trunks: true\n", "trunks_yaml"),
 ]
 
 
@@ -254,6 +263,8 @@ class Session:
             env[key] = value
         if tokens[0] == "python":
             tokens = [sys.executable, *tokens[1:]]
+        elif tokens[0] == "ditlaws":  # the console script, from this interpreter
+            tokens = [sys.executable, "-c", "import sys; from ditlaws.cli import main; sys.exit(main())", *tokens[1:]]
         elif tokens[:2] == ["accelerate", "launch"]:
             tokens = [sys.executable, "-m", "accelerate.commands.launch", "--main_process_port", str(free_port()),
                       *tokens[2:]]
@@ -318,6 +329,20 @@ class Session:
         self.python("import diffusers\npipe = diffusers.DiffusionPipeline.from_pretrained('my_pipe', "
                     "trust_remote_code=True)\nassert type(pipe).__name__ == 'DiTPipeline'\n"
                     "pipe(['a red circle'], num_inference_steps=2)")
+
+    def trunk_dry_run(self, piece: Piece, entry: Entry):
+        last = self.sh(self.tokens(piece, entry)).stdout.strip().splitlines()[-1]
+        assert "FLOPs" in last and "independent" in last, last
+
+    def trunks_yaml(self, piece: Piece, entry: Entry):
+        """The README's trunk keys on the (tiny) demo sweep: its plan is made and trunk jobs are listed."""
+        sweep = yaml.safe_load((self.work / "configs/sweeps/demo.yaml").read_text())
+        snippet = yaml.safe_load(piece.text)
+        sweep["trunks"] = snippet["trunks"]
+        sweep["base"].setdefault("train", {}).update(snippet["base"]["train"], warmup_steps=2)
+        path = self.work / "configs/sweeps/readme_trunks.yaml"
+        path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+        self.sh(["python", "-m", "ditlaws.sweep", "--config", str(path), "--dry-run"])
 
     def executor_yaml(self, piece: Piece, entry: Entry):
         from ditlaws.config import ExecutorConfig
