@@ -116,3 +116,30 @@ def test_budget_tolerance_groups_nearby_budgets_in_log_space(tmp_path):
     nobudget = tmp_path / "nobudget.csv"  # without a budget column each run's budget is its own C = 6ND
     nobudget.write_text("\n".join(["N,D,loss"] + [",".join(r.split(",")[1:]) for r in rows[1:]]) + "\n")
     assert len(np.unique(group_budgets(load_runs(nobudget), 0.05).budget)) == 2
+
+
+def test_fit_json_and_report_carry_the_study_cost_as_trained_trunks_and_cooldowns(tmp_path):
+    """Records of trunk branches cost their cooldowns plus each trunk's longest stretch; others their whole C."""
+    records = _records(metrics=False)
+    by_size: dict[float, list[dict]] = {}
+    for r in records:
+        r["steps"] = 1000 * (1 + len(by_size.get(r["N"], [])))  # a size's budgets: 1000, 2000, ... steps
+        by_size.setdefault(r["N"], []).append(r)
+    trunked = [r for rs in by_size.values() for r in rs if len(rs) >= 2]
+    for r in trunked:  # a 20 % cooldown from trunk-<N>
+        r["trunk"] = {"run_id": f"trunk-{r['N']:.0f}", "branch_step": int(0.8 * r["steps"])}
+    store = LocalStore(tmp_path / "store")
+    for r in records:
+        store.put_run(r)
+    assert main(["--runs", str(tmp_path / "store"), "--out", str(tmp_path / "o"), *FAST]) == 0
+    cost = json.loads((tmp_path / "o" / "fit.json").read_text())["training_cost"]
+    trunk_len = {}
+    for r in trunked:
+        trunk_len[r["trunk"]["run_id"]] = max(trunk_len.get(r["trunk"]["run_id"], 0), r["C"] * 0.8)
+    expected = sum(r["C"] * 0.2 for r in trunked) + sum(trunk_len.values()) + \
+        sum(r["C"] for r in records if "trunk" not in r)
+    assert cost["trained_flops"] == pytest.approx(expected, rel=1e-12)
+    assert cost["independent_flops"] == pytest.approx(sum(r["C"] for r in records), rel=1e-12)
+    assert cost["trunks"] == len(trunk_len) and cost["isoflop_points"] == len(records)
+    assert cost["trained_flops"] < cost["independent_flops"]
+    assert "training compute of `demo`" in (tmp_path / "o" / "report.md").read_text()

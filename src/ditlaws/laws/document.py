@@ -130,6 +130,7 @@ def study_doc(sf: StudyFit, targets, rng: np.random.Generator) -> dict:
     doc = {"schema_version": SCHEMA_VERSION, "study": sf.study, "n_runs": len(t),
            "C_max": float(t.C.max()), "C_min": float(t.C.min()), "tokens_per_sample": t.tokens_per_sample,
            "fid_floor": fid_floor_block(t),
+           "training_cost": t.cost.get(sf.study),  # FLOPs as trained (trunks + cooldowns) vs independent runs
            "flops": t.flops, "approach2": approach2_block(sf), "approach3": sf.a3.as_dict(),
            "loss_to_fid": loss_to_fid_block(sf), "headline": sf.headline,
            "skipped_records": t.skipped, "warnings": sf.warnings}

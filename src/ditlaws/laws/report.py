@@ -313,6 +313,13 @@ def section_inputs(fit: FitResult) -> list[str]:
         rev = f", revision `{i['revision']}`" if i.get("revision") else ""
         lines.append(f"- `{i['path']}` — study `{i['study']}`, {i['n_runs']} runs, sha256 `{i['fingerprint'][:16]}…`"
                      f"{rev}")
+    cost = fit.root.get("training_cost")
+    if cost:
+        how = (f"{cost['trunks']} trunks and their cooldown branches" if cost["trunks"] else "independent runs")
+        lines.append(f"- training compute of `{fit.root['study']}`: {cost['trained_flops']:.3g} FLOPs (6ND) as trained "
+                     f"({how}) for {cost['isoflop_points']} isoFLOP points in {cost['budgets']} budgets; "
+                     f"independent runs would cost {cost['independent_flops']:.3g} "
+                     f"({cost['trained_flops'] / cost['independent_flops']:.2f}x)")
     return lines + [""]
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ditlaws.errors import UserError
 from ditlaws.laws.metrics import COLUMNS
+from ditlaws.store.cost import trained_flops
 from ditlaws.store.layout import SHAPE
 
 FLOP_CONVENTIONS = ("6nd", "closed_form")
@@ -65,6 +66,7 @@ class RunTable:
     warnings: list[str] = field(default_factory=list)
     tokens_per_sample: float | None = None
     budget_tolerance: float | None = None
+    cost: dict = field(default_factory=dict)  # study -> ditlaws.store.cost.trained_flops of its records
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -79,7 +81,8 @@ class RunTable:
         return RunTable(**cols, metrics={k: v[mask] for k, v in self.metrics.items()}, budget=budget,
                         source=self.source, fingerprint=self.fingerprint, flops=self.flops,
                         provenance=dict(self.provenance), skipped=list(self.skipped), warnings=list(self.warnings),
-                        tokens_per_sample=self.tokens_per_sample, budget_tolerance=self.budget_tolerance)
+                        tokens_per_sample=self.tokens_per_sample, budget_tolerance=self.budget_tolerance,
+                        cost=dict(self.cost))
 
     def for_study(self, study: str) -> RunTable:
         return self.select(self.study == study)
@@ -135,7 +138,7 @@ def table_from_store(store, *, flops: str = "6nd", strict: bool = False, drop_du
     provenance = dict(store.provenance())
     source = source or str(provenance.get("root") or provenance.get("repo") or "store")
     digest = hashlib.sha256()
-    rows, skipped = [], []
+    rows, skipped, costed = [], [], {}
     for item in store.iter_records():
         if item.record is None:
             skipped.append({"where": item.where, "reason": item.error or "unreadable"})
@@ -143,6 +146,8 @@ def table_from_store(store, *, flops: str = "6nd", strict: bool = False, drop_du
         digest.update(item.where.encode() + b"\0" + json.dumps(item.record, sort_keys=True, default=str).encode())
         try:
             rows.append(_record_row(item.record, item.where, item.study))
+            if _costed(item.record):
+                costed.setdefault(rows[-1]["study"], []).append(item.record)
         except RowError as e:
             skipped.append({"where": item.where, "reason": str(e)})
     table = _to_table(rows, source, digest.hexdigest(), flops, "store", provenance, strict=False) if rows else None
@@ -161,6 +166,7 @@ def table_from_store(store, *, flops: str = "6nd", strict: bool = False, drop_du
                         f"{table.skipped[0]['reason']})")
     check_duplicates(table, drop_duplicates)
     check_spread(table)
+    table.cost = {study: trained_flops(records) for study, records in costed.items()}
     tps = {r.get("tokens_per_sample") for r in rows}
     if len(tps) == 1 and isinstance(next(iter(tps)), (int, float)):
         table.tokens_per_sample = float(next(iter(tps)))
@@ -193,6 +199,12 @@ def _read_csv(path: Path) -> tuple[list[dict], str]:
         row["_where"] = f"{path} line {lines[reader.line_num - 1][0]}"
         rows.append(row)
     return rows, hashlib.sha256(data).hexdigest()
+
+
+def _costed(rec: dict) -> bool:
+    """A record whose training cost is known (C and steps; a trunk's branch also its branch point)."""
+    C, steps = rec.get("C"), rec.get("steps")
+    return isinstance(C, (int, float)) and isinstance(steps, int) and steps > 0 and math.isfinite(C)
 
 
 def _metric(value):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ditlaws.config import RunConfig, SweepConfig
 from ditlaws.errors import UserError
+from ditlaws.store.cost import trained_flops  # noqa: F401  (re-exported: the cost of a study's records)
 
 TRUNK_HORIZON = 1_000_000_000  # a trunk's nominal length: constant LR has no end; it stops at its last branch point
 MIN_COOLDOWN_FRAC = 0.1  # the record's loss_last10pct window must lie inside the cooldown (it starts at the branch)
@@ -156,22 +157,3 @@ def trunk_jobs(sweep: SweepConfig, pending: list) -> list[TrunkJob]:
                               "branch_step": b.branch_step} for b in job.branches]}
         write_json_atomic(Path(job.config.train.output_dir) / JOB_FILE, spec)
     return jobs
-
-
-def trained_flops(records: list[dict]) -> dict:
-    """A study's training FLOPs (6ND) from its run records alone: a branch costs its cooldown, each trunk its
-    longest stretch to a branch point; a record without `trunk` costs its whole C. Beside: independent runs' cost."""
-    trunk_end: dict[str, float] = {}
-    trained = 0.0
-    for r in records:
-        per_step = r["C"] / r["steps"]
-        branch = r.get("trunk") or {}
-        if branch.get("run_id"):
-            trained += per_step * (r["steps"] - branch["branch_step"])
-            trunk_end[branch["run_id"]] = max(trunk_end.get(branch["run_id"], 0.0), per_step * branch["branch_step"])
-        else:
-            trained += r["C"]
-    trained += sum(trunk_end.values())
-    independent = sum(r["C"] for r in records)
-    return {"trained_flops": trained, "independent_flops": independent, "trunks": len(trunk_end),
-            "isoflop_points": len(records), "budgets": len({r.get("budget") for r in records})}
