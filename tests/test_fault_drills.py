@@ -185,7 +185,7 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resumes_bit_identica
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith(("interrupted", "error"))]
-    assert len(lines) == 1 and lines[0].startswith("interrupted: SIGTERM: stopped after step "), err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("interrupted (SIGTERM: stopped after step "), err[-2000:]
     stopped = int(lines[0].split("after step ")[1].split()[0])
     assert (out / "checkpoints" / f"step_{stopped}" / "training_state.json").is_file()
     assert lines_in(out / "metrics.jsonl") == stopped  # every step up to the stop logged, none after

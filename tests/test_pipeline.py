@@ -269,17 +269,18 @@ def test_a_folder_saved_before_the_shim_still_loads(tmp_path):
 
 @pytest.mark.slow  # fresh interpreters over HTTP
 def test_a_model_repo_on_the_hub_loads_in_a_fresh_interpreter(hub_server, tmp_path):  # noqa: F811
-    from ditlaws.store.model_repo import stage_model_repo
     from huggingface_hub import CommitOperationAdd, HfApi
 
     from ditlaws.config import DataConfig
+    from ditlaws.publish.model_repo import stage_model_repo
+    from ditlaws.store.layout import model_files
 
     pipe, images = _encoder_pipe()
     pipe.transformer.save_pretrained(tmp_path / "model")
     staged = tmp_path / "staged"
     staged.mkdir()
     data = DataConfig(text_dim=TEXT_DIM, text_len=TEXT_LEN, text_seed=3)
-    files = stage_model_repo(tmp_path / "model", staged, data_config=data)
+    files = model_files(stage_model_repo(tmp_path / "model", staged, data_config=data))  # path in repo -> file
     assert "pipeline.py" in files and "model_index.json" in files
     api = HfApi(endpoint=hub_server.url, token=hub_server.token)
     api.create_repo("org/pipe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 EXIT_USER_ERROR = 2
@@ -19,13 +20,17 @@ def report(err: BaseException | str, code: int = EXIT_USER_ERROR) -> int:
 
 
 EXIT_NO_SPACE = 4
+# The errors that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in NO_SPACE
 
 
 def report_no_space(err: OSError, where, advice: str) -> int:
     """What every command's main does with an OSError: a full disk is one line and exit code 4 (what was written
     before is intact: every write is atomic); any other OSError is re-raised, traceback and all."""
-    from ditlaws.jsonio import no_space
-
     if not no_space(err):
         raise err
     print(f"error: no space left ({err.strerror}) writing {err.filename or where}; {advice}", file=sys.stderr)

@@ -18,12 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-# The errors that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def no_space(err: BaseException) -> bool:
-    return isinstance(err, OSError) and err.errno in NO_SPACE
+from ditlaws.errors import NO_SPACE, no_space  # noqa: F401  (re-exported: what writers check)
 
 
 def disk_full(err: BaseException, folder: str | Path) -> bool:

@@ -7,7 +7,7 @@
     --emit       emit: an sbatch --array script or a command list, for users without submitit
 
 Every executor launches the same job (launch.py), and a run is done when its record is in the store (progress.py).
-With `trunks: true` a job is a trunk with its branches (ditlaws.training.branch), done when all its branches are.
+With `trunks: true` a job is a trunk with its branches (ditlaws.sweep.trunk_job), done when all its branches are.
 """
 
 from __future__ import annotations

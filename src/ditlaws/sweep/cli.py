@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["job"]:
             return job_main(argv[1:])
         if argv[:1] == ["worker"]:
-            from ditlaws.executors.worker import main as worker_main
+            from ditlaws.sweep.worker import main as worker_main
 
-            return worker_main(argv[1:])
+            return worker_main(lambda run_dir: main(["job", run_dir]), argv[1:])
         if argv[:1] == ["next"]:
             from ditlaws.sweep.next import main as next_main
 
@@ -103,7 +103,7 @@ def job_main(argv: list[str]) -> int:
     from pathlib import Path
 
     from ditlaws.sweep.job import read_job_file, run_job
-    from ditlaws.training.branch import TRUNK_KIND, run_trunk_job
+    from ditlaws.sweep.trunk_job import TRUNK_KIND, run_trunk_job
 
     p = ArgumentParser(prog="python -m ditlaws.sweep job", description="Run one sweep job (train, validation "
                        "loss, store record) from its folder's sweep_job.json; a trunk's folder runs the trunk and "

@@ -99,7 +99,7 @@ def _run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, st
     The run folder's lock is taken by training (or passed in by a caller that holds it, as the in-process runner
     does); a folder another process is working in is a `LockBusy` error naming it. Hub pushes run in the
     background: `wait` bounds the wait at the end by hub.wait_s; `wait=False` leaves them to the caller
-    (`ditlaws.publish.wait_pending`). A trunk's branch (`ditlaws.training.branch`) starts from `start_from` (its
+    (`ditlaws.publish.wait_pending`). A trunk's branch (`ditlaws.sweep.trunk_job`) starts from `start_from` (its
     trunk's checkpoint) and records `trunk`."""
     from accelerate import PartialState
 
@@ -157,9 +157,13 @@ def read_job_file(run_dir: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no sweep job here (the sweep runner writes it before running the job)")
     try:
-        return read_json(path)
+        spec = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not a valid job file ({err})") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: not a valid job file (expected an object with config, store, study, eval, "
+                        "fingerprint); run the sweep again to rewrite it")
+    return spec
 
 
 def validation_loss_of(cfg: RunConfig, eval_cfg: EvalConfig) -> dict:

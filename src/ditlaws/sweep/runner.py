@@ -118,8 +118,8 @@ def run_in_process(todo: list[PlannedRun], progress: Progress) -> Outcome:
                 continue
             resumed = has_checkpoint(run)
             t0 = time.perf_counter()
-            if getattr(run, "branches", None) is not None:  # a trunk and its branches (ditlaws.training.branch)
-                from ditlaws.training.branch import run_trunk_job
+            if getattr(run, "branches", None) is not None:  # a trunk and its branches (ditlaws.sweep.trunk_job)
+                from ditlaws.sweep.trunk_job import run_trunk_job
 
                 records = run_trunk_job(run.config.train.output_dir, log=log, lock=lock, wait=False)
             else:

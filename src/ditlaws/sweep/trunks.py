@@ -147,7 +147,7 @@ def trunk_jobs(sweep: SweepConfig, pending: list) -> list[TrunkJob]:
 
     from ditlaws.jsonio import write_json_atomic
     from ditlaws.sweep.job import JOB_FILE
-    from ditlaws.training.branch import TRUNK_KIND
+    from ditlaws.sweep.trunk_job import TRUNK_KIND
 
     jobs = plan_trunks(sweep, pending)
     for job in jobs:

@@ -20,10 +20,9 @@ from pathlib import Path
 LOG_FILE = "sweep_job.log"
 
 
-def run_one(run_dir: str) -> int:
-    """One job with fd 1 and 2 in the job's log; its exit code as `python -m ditlaws.sweep job` would give it."""
-    from ditlaws.sweep.cli import main as cli_main
-
+def run_one(run_dir: str, job) -> int:
+    """One job (`job(run_dir)`: the `python -m ditlaws.sweep job` command) with fd 1 and 2 in the job's log; its
+    exit code as that command would give it."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -32,7 +31,7 @@ def run_one(run_dir: str) -> int:
         os.dup2(log.fileno(), 2)
         try:
             print(f"$ (worker pid {os.getpid()}) python -m ditlaws.sweep job {run_dir}", flush=True)
-            return cli_main(["job", run_dir])
+            return job(run_dir)
         except Exception:  # what the job command would die of: its traceback goes to the log
             traceback.print_exc()
             return 1
@@ -45,14 +44,15 @@ def run_one(run_dir: str) -> int:
                 os.close(fd)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(job, argv: list[str] | None = None) -> int:
+    """Serve jobs from stdin until it closes; `job(run_dir) -> exit code` runs one (given by `sweep.cli`)."""
     results = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints between jobs go to the worker's stderr, never into the result channel
     for line in sys.stdin:
         run_dir = line.strip()
         if not run_dir:
             continue
-        code = run_one(run_dir)
+        code = run_one(run_dir, job)
         results.write(f"{code} {run_dir}\n")
         if code == 130:
             return 130
