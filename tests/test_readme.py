@@ -24,7 +24,7 @@ Tiny settings (the documented substitutions; nothing else about a command change
 - The Sweeps section's `outputs/my_sweep` is `outputs/demo/sweep` (its config is the demo's, which `make demo`
   already ran: the runner finds every run done, as the README says it will, instead of training them twice).
 - `accelerate launch` gets `--main_process_port <free port>` (parallel test runs must not collide).
-- `ditlaws lrsweep` trains 2 widths x 3 rates x 12 steps (`TINY_LRSWEEP`); `ditlaws` runs as this interpreter's
+- `ditlaws lrsweep` trains 2 widths x 3 rates x 25 steps (`TINY_LRSWEEP`); `ditlaws` runs as this interpreter's
   console script.
 """
 
@@ -122,9 +122,9 @@ class Entry:
         return re.match(self.pattern, piece.text) is not None
 
 
-# lrsweep: 2 widths x 3 rates x 12 steps instead of 3 x 8 x 300 (about an hour on 2 cores)
+# lrsweep: 2 widths x 3 rates x 25 steps instead of 3 x 8 x 300 (about an hour on 2 cores)
 TINY_LRSWEEP = {"16,32,64": "16,32", "1e-3,2e-3,4e-3,8e-3,1.6e-2,3.2e-2,6.4e-2,1.28e-1": "4e-3,1.6e-2,6.4e-2",
-                "300": "12"}
+                "300": "25"}
 MY_SWEEP = {"outputs/my_sweep": "outputs/demo/sweep", "outputs/my_sweep/store": "outputs/demo/sweep/store"}
 COMMANDS = [
     Entry(r"make test$", "skip", "the test suite itself (this test runs inside it)"),
