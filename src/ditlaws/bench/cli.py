@@ -172,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_writable(Path(args.out), "--out")  # before the benchmark, not after it
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            return report_error(err)
     try:
         result = run(args)
     except UserError as err:

@@ -151,7 +151,7 @@ def plot(result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from ditlaws.config import load_config
-    from ditlaws.errors import UserError
+    from ditlaws.errors import UserError, report
     from ditlaws.jsonio import write_json_atomic
     from ditlaws.mup.widths import parse_widths, resolve_heads
     from ditlaws.options import ArgumentParser
@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         result = coordcheck(cfg, widths, heads, args.steps, base,
                             progress=lambda line: print(line, file=sys.stderr, flush=True))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     result["config"] = str(args.config)
     write_json_atomic(out / "coordcheck.json", result)
     plot(result, out / "coordcheck.png")

@@ -156,7 +156,7 @@ def _floats(text: str, option: str) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     from ditlaws.config import load_config
-    from ditlaws.errors import UserError
+    from ditlaws.errors import UserError, report
     from ditlaws.jsonio import write_json_atomic
     from ditlaws.mup.widths import parse_widths, resolve_heads
     from ditlaws.options import ArgumentParser
@@ -185,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         result = lrsweep(cfg, widths, lrs, heads, out, base, args.steps,
                          progress=lambda line: print(line, file=sys.stderr, flush=True))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     result["config"] = str(args.config)
     write_json_atomic(out / "lrsweep.json", result)
     plot(result, out / "lrsweep.png")
