@@ -33,10 +33,12 @@ def branch_step(total: int, cooldown_frac: float) -> int:
 
 
 def trunk_id(cfg: RunConfig) -> str:
-    """`<family>-d<depth>[-w<width>]-p<patch>-trunk-s<seed>`: one per (size, seed), whatever the budgets."""
+    """`<family>-d<depth>[-w<width>][-mup<base_width>]-p<patch>-trunk-s<seed>`: one per (size, seed), whatever the
+    budgets (named like its branches, `ditlaws.training.record.run_id`)."""
     m, t = cfg.model, cfg.train
     width = f"-w{m.width}" if m.width is not None else ""
-    return f"{m.family}-d{m.depth}{width}-p{m.patch_size}-trunk-s{t.seed}"
+    mup = f"-mup{m.base_width}" if getattr(m, "parametrization", "sp") == "mup" else ""
+    return f"{m.family}-d{m.depth}{width}{mup}-p{m.patch_size}-trunk-s{t.seed}"
 
 
 def check_trunk_sweep(sweep: SweepConfig, example: RunConfig) -> None:
