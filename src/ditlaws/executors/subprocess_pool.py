@@ -54,10 +54,7 @@ def run_subprocesses(sweep: SweepConfig, pending: list[PlannedRun], progress: Pr
         while queue or children:
             while queue and free_slots:
                 run = queue.popleft()
-                holder = held_elsewhere(run)
-                if holder is not None:
-                    progress.log(f"{progress.prefix(run)}  in progress elsewhere ({holder.describe()}), skipped")
-                    outcome.busy.append(run.run_id)
+                if busy_elsewhere(run, progress, outcome):
                     continue
                 children.append(start(run, launch, free_slots.pop(0), parallel, progress))
             time.sleep(POLL_S)
@@ -171,10 +168,7 @@ def run_on_workers(sweep: SweepConfig, pending: list[PlannedRun], progress: Prog
                 if worker is not None and (worker.job is not None or worker.process.poll() is not None):
                     continue
                 run = queue.popleft()
-                holder = held_elsewhere(run)
-                if holder is not None:
-                    progress.log(f"{progress.prefix(run)}  in progress elsewhere ({holder.describe()}), skipped")
-                    outcome.busy.append(run.run_id)
+                if busy_elsewhere(run, progress, outcome):
                     continue
                 if worker is None:
                     worker = workers[slot] = start_worker(slot, launch, parallel, jobs_dir, events)
@@ -213,3 +207,12 @@ def run_on_workers(sweep: SweepConfig, pending: list[PlannedRun], progress: Prog
             worker.process.wait()
         worker.log_file.close()
     return outcome
+
+
+def busy_elsewhere(run, progress: Progress, outcome: Outcome) -> bool:
+    """A run another live runner is training: said, counted as busy, and left to it."""
+    holder = held_elsewhere(run)
+    if holder is not None:
+        progress.log(f"{progress.prefix(run)}  in progress elsewhere ({holder.describe()}), skipped")
+        outcome.busy.append(run.run_id)
+    return holder is not None
