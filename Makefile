@@ -42,6 +42,7 @@ test-numerics-avx2: $(STAMP)
 # docs/reliability.md from what the bad-input, fault-drill, lock and hold-out tests observe (slow ones included:
 # minutes); written only when they all pass.
 RELIABILITY_TESTS := tests/test_bad_inputs.py tests/test_evaluation_defects.py tests/test_fault_drills.py \
+	tests/test_fault_drills_trunks.py tests/test_hub_hang.py \
 	tests/test_locks.py tests/test_sweep_locks.py tests/test_data_holdout.py
 
 reliability: $(STAMP)

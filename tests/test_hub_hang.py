@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hub_server import TEST_TOKEN, silent_hub  # noqa: F401
+from reliability_report import record_drill
 from test_store_push import tiny
 from tiny_sweep import tiny_sweep
 
@@ -60,6 +61,8 @@ def test_push_to_a_silent_endpoint_gives_up_within_its_budget_with_one_line(fini
     assert silent_hub.connections, "the push never reached the endpoint"
     ledger = json.loads((finished / "hub_push.json").read_text())
     assert ledger["endpoint"] == silent_hub.url and ledger["pending"] == ["model", "record", "metrics"]
+    record_drill("ditlaws push", "a Hub endpoint that accepts connections and never answers",
+                 f"exit 1 after {wall:.0f} s with one line naming what did not land; hub_push.json lists it pending")
 
 
 @pytest.mark.parametrize("endpoint", ["notaurl", "ftp://host", "http://", "https://host:99999"])
@@ -93,3 +96,6 @@ def test_a_sweep_with_a_silent_hub_finishes_every_run_and_lists_what_is_pending(
     assert waited <= WAIT_S + 0.5, line  # the study waited on the Hub once, at most hub.wait_s
     assert f"`ditlaws push {tmp_path / 'out' / 'store'}` completes them" in line
     assert silent_hub.connections, "nothing was ever sent to the endpoint"
+    record_drill("python -m ditlaws.sweep", "a Hub endpoint that accepts connections and never answers (4 runs)",
+                 f"every run trained and recorded, exit 0; waited {waited:.1f} s (<= hub.wait_s) and listed the 4 "
+                 "pending runs")
