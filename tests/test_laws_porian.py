@@ -84,10 +84,12 @@ def backtest_coverage(window):
         for name, q in bt["quantities"].items():
             for key in {name, "L_opt (headline)" if q.get("headline") else name}:
                 out[key].append((q["covered"] is True, q["covered_noise"], q["covered_measured"] is True,  # null: none
-                                 q["ci90"][1] / q["ci90"][0] if q["ci90"] else np.inf, abs(q["rel_error"])))
+                                 q["ci90"][1] / q["ci90"][0] if q["ci90"] else np.inf, abs(q["rel_error"]),
+                                 q["ci90_measured"][1] / q["ci90_measured"][0] if q["ci90_measured"] else np.inf))
     return {k: {"covered": float(np.mean([r[0] for r in v])), "covered_noise": float(np.mean([r[1] for r in v])),
                 "covered_measured": float(np.mean([r[2] for r in v])), "n": len(v),
                 "median_width": float(np.median([r[3] for r in v])),
+                "median_width_measured": float(np.median([r[5] for r in v])),
                 "median_abs_error": float(np.median([r[4] for r in v]))} for k, v in out.items()}
 
 
@@ -99,16 +101,22 @@ def test_backtest_coverage_one_budget_ahead_on_all_15_configurations():
         for name in ("N_opt", "L_opt", "L_opt_floor", "L_opt (headline)"):
             s = stats[name]
             half = 100 * (np.sqrt(s["median_width"]) - 1)
+            half_m = 100 * (np.sqrt(s["median_width_measured"]) - 1)
             print(f"window {window}: {name}: covered {s['covered']:.2f} of {s['n']} (noise-only "
                   f"{s['covered_noise']:.2f}, measured {s['covered_measured']:.2f}), median width "
-                  f"x{s['median_width']:.3f} (±{half:.1f} %), median |error| {100 * s['median_abs_error']:.2f} %")
+                  f"x{s['median_width']:.3f} (±{half:.1f} %; measured ±{half_m:.1f} %), "
+                  f"median |error| {100 * s['median_abs_error']:.2f} %")
         head, n = stats["L_opt (headline)"], stats["N_opt"]
-        # The README's table (regenerated 2026-12-07): the headline L_opt covered 15/15 at both windows, N_opt
-        # 11/15 (window 3) and 14/15 (all points), 15/15 against the interval for a measured optimum (window 3).
+        # The README's table (regenerated 2026-12-07, error models weighing a curvature and a distance misfit): the
+        # headline L_opt covered 15/15 at both windows (±3.0 % at window 3, ±4.4 % with all points). N_opt is checked
+        # against the held-out budget's *measured* optimum, which carries ±10-20 % noise of its own: the interval
+        # for a measured optimum covers 15/15 (window 3); the one for the true optimum covers 9/15 (window 3) and
+        # 14/15 (all points), expected below 90 % against a noisy measurement (the synthetic truths, where the true
+        # optimum is known, check that one: tests/test_laws_calibration.py).
         assert head["n"] == 15 and head["covered"] == 1.0
         assert n["covered"] > n["covered_noise"] and head["covered"] > head["covered_noise"]
-        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±3.5 %, N_opt within a factor 1.3
-            assert n["covered"] >= 11 / 15 and n["covered_measured"] == 1.0
-            assert np.sqrt(head["median_width"]) < 1.035 and n["median_width"] < 1.3
+        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±3.05 %, N_opt within a factor 1.25
+            assert n["covered_measured"] == 1.0 and n["covered"] >= 9 / 15
+            assert np.sqrt(head["median_width"]) < 1.0305 and n["median_width"] < 1.25
         else:
-            assert n["covered"] >= 14 / 15 and np.sqrt(head["median_width"]) < 1.05
+            assert n["covered"] >= 14 / 15 and np.sqrt(head["median_width"]) < 1.046

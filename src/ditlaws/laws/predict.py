@@ -14,8 +14,9 @@ model (learned from nested backtests inside the data, see ``ditlaws.laws.extrapo
 * ``value``: the law with the point parameters (what the report prints); ``median``: the median over draws;
 * ``ci90_noise`` / ``ci95_noise``: percentiles of the draws (run noise only);
 * ``ci90`` / ``ci95``: with the extrapolation error: in log space each side is the quantile of
-  Normal(0, sigma² + s²·phi(ln C)²), sigma the side's noise (side / z), phi the curvature basis of the budgets the
-  law was fitted on, mixed over the error model's posterior of s (``extrapolation.side_quantile``). None when the
+  Normal(0, sigma² + s²·basis(C)²), sigma the side's noise (side / z), basis the misfit's shape at C (a curvature
+  over the budgets the law was fitted on, or the distance beyond them, in misfits one budget step ahead), mixed
+  over the error model's posterior of both (``extrapolation.misfit_scales``, ``side_quantile``). None when the
   data allowed no nested backtest. Both always contain ``value``;
 * ``h``: ln(C / C_max) when C lies beyond the largest budget the law was fitted on (else 0).
 
@@ -36,9 +37,9 @@ import numpy as np
 
 from ditlaws.errors import UserError
 from ditlaws.laws import forms, parabola
-from ditlaws.laws.extrapolation import phi, side_quantile
+from ditlaws.laws.extrapolation import misfit_scales, side_quantile
 
-SCHEMA_VERSION = 3  # 3: curvature extrapolation-error models (laws 48facda)
+SCHEMA_VERSION = 4  # 4: error models weigh two misfit shapes, curvature and distance (issue 23); 3: curvature
 FAR_FACTOR = 100.0  # warn beyond this multiple of the largest fitted budget
 
 
@@ -367,16 +368,16 @@ def _percentiles(draws: np.ndarray) -> dict:
 Z_SIDE = {"90": 1.6448536269514722, "95": 1.959963984540054}  # standard normal quantiles of one side
 
 
-def _widen(point, lo, hi, basis, em: dict, level: str) -> tuple[np.ndarray, np.ndarray]:
-    """The predictive interval: each side's noise sigma (from the noise-only interval) combined with the misfit
-    s·basis, integrated over the error model's posterior of s (``extrapolation.side_quantile``)."""
+def _widen(point, lo, hi, scales, weights, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """The predictive interval: each side's noise sigma (from the noise-only interval) combined with the misfit's
+    scales at C, integrated over the error model's posterior (``extrapolation.side_quantile``)."""
     lp = np.log(point)
     z = Z_SIDE[level]
     p = 0.5 + float(level) / 200
     sig_lo = np.maximum(lp - np.log(lo), 0.0) / z
     sig_hi = np.maximum(np.log(hi) - lp, 0.0) / z
-    d_lo = side_quantile(sig_lo, basis, em["s_grid"], em["weights"], p)
-    d_hi = side_quantile(sig_hi, basis, em["s_grid"], em["weights"], p)
+    d_lo = side_quantile(sig_lo, scales, weights, p)
+    d_hi = side_quantile(sig_hi, scales, weights, p)
     return np.exp(lp - d_lo), np.exp(lp + d_hi)
 
 
@@ -388,14 +389,14 @@ def _summary(point: np.ndarray, draws: np.ndarray, law: dict, C: np.ndarray) -> 
     em = law.get("error_model") or {"status": "none"}
     c_max = law.get("C_max") or float(np.max(C))
     out["h"] = np.maximum(np.log(C / c_max), 0.0)
-    basis = np.abs(phi(em["design_lnC"], np.log(C))) if em.get("status") == "ok" else None
+    scales, weights = misfit_scales(em, np.log(C)) if em.get("status") == "ok" else (None, None)
     notes = []
     for level in ("90", "95"):
         lo, hi = out[f"ci{level}_noise"][..., 0], out[f"ci{level}_noise"][..., 1]
         if em.get("status") == "ok":
             with np.errstate(all="ignore"):
                 lo_w, hi_w = _widen(out["value"], np.where(np.isfinite(lo), lo, out["value"]),
-                                    np.where(np.isfinite(hi), hi, out["value"]), basis, em, level)
+                                    np.where(np.isfinite(hi), hi, out["value"]), scales, weights, level)
             out[f"ci{level}"] = np.stack([lo_w, hi_w], -1)
         else:
             out[f"ci{level}"] = None

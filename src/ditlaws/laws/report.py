@@ -97,7 +97,7 @@ def section_approach2(doc: dict, figures: dict) -> list[str]:
     if a2["status"] != "fitted":
         return ["## Approach 2: isoFLOP optima", "", a2["reason"], ""]
     lines = ["## Approach 2: isoFLOP optima and their laws", "",
-             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | misfit scale s (pairs) |",
+             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | misfit 1 step ahead (pairs) |",
              "|---|---|---|---|---|---|---|"]
     for name, law in a2["laws"].items():
         em = law["error_model"]
