@@ -163,7 +163,9 @@ def _fit_inputs(root: Path) -> None:
     (root / "nocol.csv").write_text("\n".join(["budget,N,D", *(",".join(r.split(",")[:3]) for r in rows)]) + "\n")
     (root / "latin1.csv").write_bytes(("# caf\xe9\n" + header + "\n" + "\n".join(rows) + "\n").encode("latin-1"))
     (root / "fit_done").mkdir()
-    (root / "fit_done" / "fit.json").write_text('{"schema_version": 3}\n')
+    from ditlaws.laws.predict import SCHEMA_VERSION
+
+    (root / "fit_done" / "fit.json").write_text(f'{{"schema_version": {SCHEMA_VERSION}}}\n')  # current, but no study
     (root / "fit_done" / "report.md").write_text("# an earlier fit\n")
 
 
