@@ -20,7 +20,7 @@ class TextProjection(nn.Module):
         self.linear = nn.Linear(text_dim, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.norm(x))
+        return self.linear(self.norm.for_linear(x))
 
 
 class DiTBase(ModelMixin, ConfigMixin):

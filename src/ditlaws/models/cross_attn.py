@@ -6,7 +6,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from ditlaws.models.base import DiTBase, TextProjection
-from ditlaws.models.layers import Attention, Mlp, modulate, rms_norm, unpatchify
+from ditlaws.models.layers import Attention, Mlp, rms_norm, unpatchify
 from ditlaws.models.presets import resolve_dims
 
 
@@ -29,9 +29,9 @@ class CrossAttnBlock(nn.Module):
 
     def forward(self, x, cond, text, key_mask):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada_ln(cond).chunk(6, dim=-1)
-        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
-        x = x + self.cross_attn(self.norm_cross(x), context=text, key_mask=key_mask)
-        return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        x = x + gate1[:, None] * self.attn(self.norm1.modulated(x, shift1, scale1))
+        x = x + self.cross_attn(self.norm_cross.for_linear(x), context=text, key_mask=key_mask)
+        return x + gate2[:, None] * self.mlp(self.norm2.modulated(x, shift2, scale2))
 
 
 class CrossAttnDiT(DiTBase):
@@ -126,5 +126,5 @@ class CrossAttnDiT(DiTBase):
 
         x = self._run_blocks(x, cond, text, key_mask)
         shift, scale = self.final_ada_ln(cond).chunk(2, dim=-1)
-        x = self.proj_out(modulate(self.norm_out(x), shift, scale))
+        x = self.proj_out(self.norm_out.modulated(x, shift, scale))
         return unpatchify(x, self.dims.patch_size, self.dims.in_channels, self.dims.sample_size)

@@ -21,8 +21,8 @@ class InContextBlock(nn.Module):
         self.mlp = Mlp(width, mlp_hidden)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), key_mask=key_mask)
-        return x + self.mlp(self.norm2(x))
+        x = x + self.attn(self.norm1.for_linear(x), key_mask=key_mask)
+        return x + self.mlp(self.norm2.for_linear(x))
 
 
 class InContextDiT(DiTBase):
@@ -104,5 +104,5 @@ class InContextDiT(DiTBase):
             key_mask = torch.cat([always, text_mask.to(x.device), always.expand(b, n)], dim=1)
 
         x = self._run_blocks(x, key_mask)
-        x = self.proj_out(self.norm_out(x[:, 1 + self.dims.text_len :]))
+        x = self.proj_out(self.norm_out.for_linear(x[:, 1 + self.dims.text_len :]))
         return unpatchify(x, self.dims.patch_size, self.dims.in_channels, self.dims.sample_size)

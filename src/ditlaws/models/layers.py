@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ditlaws.models import cpu_kernels
 from ditlaws.models.positional import timestep_features, timestep_frequencies
 from ditlaws.models.presets import TIME_FREQ_DIM
 
@@ -11,11 +12,28 @@ NORM_EPS = 1e-6
 
 
 class RMSNorm(nn.RMSNorm):
-    """nn.RMSNorm whose weight follows the input dtype, so bf16 autocast activations take the fused kernel."""
+    """nn.RMSNorm whose weight follows the input dtype, so bf16 autocast activations take the fused kernel; on CPU
+    those take `cpu_kernels.rms_norm` instead (fp32 statistics, a closed-form backward). `out_dtype` asks for
+    another output dtype on that path (the attention's fp32 queries and keys)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+        if cpu_kernels.takes_cpu_path(x):
+            return cpu_kernels.rms_norm(x, self.weight, self.eps, out_dtype)
         weight = None if self.weight is None else self.weight.to(x.dtype)
         return F.rms_norm(x, self.normalized_shape, weight, self.eps)
+
+    def for_linear(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm of `x` when only a Linear reads it: on the CPU path already in the dtype it computes in (the same
+        numbers as the norm's fp32 output cast by autocast, one pass less)."""
+        if cpu_kernels.takes_cpu_path(x):
+            return cpu_kernels.rms_norm(x, self.weight, self.eps, cpu_kernels.linear_dtype(x))
+        return self(x)
+
+    def modulated(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """`modulate(self(x), shift, scale)` (adaLN; a norm without weight), for a Linear to read."""
+        if cpu_kernels.takes_cpu_path(x) and self.weight is None:
+            return cpu_kernels.rms_norm_modulate(x, shift, scale, self.eps, cpu_kernels.linear_dtype(x))
+        return modulate(self(x), shift, scale)
 
 
 def rms_norm(dim: int, affine: bool = True) -> RMSNorm:
@@ -44,9 +62,9 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(width, width)
         self.scale: float | None = None
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
-        return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        return x.view(b, s, self.heads, self.head_dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, key_mask: torch.Tensor | None = None):
         if self.cross:
@@ -54,10 +72,15 @@ class Attention(nn.Module):
             k, v = self.to_kv(context).chunk(2, dim=-1)
         else:
             q, k, v = self.to_qkv(x).chunk(3, dim=-1)
-        q = self.q_norm(self._split_heads(q))
-        k = self.k_norm(self._split_heads(k))
-        v = self._split_heads(v)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        # [B, S, H, d] -> [B, H, S, d] after the per-head norm, which reduces over the contiguous last dim either way
+        if cpu_kernels.takes_cpu_path(v):
+            q = self.q_norm(self._heads(q), out_dtype=torch.float32).transpose(1, 2)
+            k = self.k_norm(self._heads(k), out_dtype=torch.float32).transpose(1, 2)
+            return self.to_out(cpu_kernels.attention(q, k, self._heads(v).transpose(1, 2), attn_mask, self.scale))
+        q = self.q_norm(self._heads(q)).transpose(1, 2)
+        k = self.k_norm(self._heads(k)).transpose(1, 2)
+        v = self._heads(v).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=self.scale)
         b, _, s, _ = out.shape
         return self.to_out(out.transpose(1, 2).reshape(b, s, -1))
