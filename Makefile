@@ -34,7 +34,7 @@ NUMERICS_TESTS := tests/test_step_equality.py tests/test_evaluation_clip.py test
 	tests/test_evaluation_fid.py tests/test_evaluation_gaussian.py tests/test_evaluation_accuracy.py \
 	tests/test_models.py tests/test_pipeline.py tests/test_flow.py tests/test_train_multiprocess.py \
 	tests/test_train_run.py tests/test_data_encoders.py tests/test_data_prepare.py tests/test_feature_net_reuse.py \
-	tests/test_mup.py tests/test_sweep_trunks.py
+	tests/test_mup.py tests/test_sweep_trunks.py tests/test_cpu_kernels.py
 
 test-numerics-avx2: $(STAMP)
 	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(NUMERICS_TESTS)

@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
                    help="attention kernel of the timed steps (FLOPs are always counted under math); default: "
                         "torch's choice")
     p.add_argument("--models", help=f"step section: comma-separated subset of {', '.join(MODEL_NAMES)}")
+    p.add_argument("--allocator", default="train", choices=["train", "default"],
+                   help="CPU memory allocator settings for every model: 'train' = those train() uses "
+                        "(glibc keeps freed memory, ditlaws.cpu_allocator); 'default' = glibc's own; default train")
     return p
 
 
@@ -97,7 +100,7 @@ def run(args) -> dict:
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
               "repeats": repeats, "rounds": args.rounds, "sdpa": args.sdpa, "sections": chosen,
-              "kernels": kernel_path()}
+              "kernels": kernel_path(), "allocator": args.allocator}
     peaks = {"float32": matmul_peak(torch.float32, 512 if args.quick else 2048, repeats),
              "bfloat16": matmul_peak(torch.bfloat16, 512 if args.quick else 2048, repeats)}
     result["peaks"] = peaks
@@ -106,8 +109,8 @@ def run(args) -> dict:
     yes = lambda flag: "yes" if kernels[flag] else "no"  # noqa: E731
     say(f"# ditlaws bench: {result['cpu']}, torch {result['torch']}, {result['threads']} threads, {result['date']}\n"
         f"# kernels: ATen {kernels['aten_capability']}, AMX-BF16 {yes('amx_bf16')}, AVX512-BF16 {yes('avx512_bf16')}, "
-        f"env {kernels['env'] or '{}'}; timed attention: {args.sdpa}; {args.rounds} round(s) of {repeats} steps "
-        "per model\n")
+        f"env {kernels['env'] or '{}'}; timed attention: {args.sdpa}; allocator: {args.allocator}; {args.rounds} "
+        f"round(s) of {repeats} steps per model\n")
     say(report.peaks_table(peaks) + "\n")
     if "step" in chosen:
         size = QUICK_HEADLINE if args.quick else HEADLINE
@@ -166,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         print("error: --rounds must be >= 1", file=sys.stderr)
         return 2
+    if args.allocator == "train":
+        from ditlaws.cpu_allocator import keep_freed_memory
+
+        keep_freed_memory()
     if args.out:
         from ditlaws.paths import check_writable
 

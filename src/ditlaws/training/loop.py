@@ -23,6 +23,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ditlaws.config import RunConfig, identity, identity_diff, save_config
+from ditlaws.cpu_allocator import keep_freed_memory
 from ditlaws.errors import UserError
 from ditlaws.flow import flow_loss
 from ditlaws.jsonio import as_no_space, no_space, read_json, umask_modes, write_json_atomic
@@ -365,6 +366,8 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
     if cpu and t.mixed_precision == "fp16":
         raise UserError("train.mixed_precision: fp16 needs a GPU; use bf16 or no on CPU")
     log_with = available_trackers(t.trackers)
+    if cpu:
+        keep_freed_memory()
     # A process may train several runs (tests, an in-process sweep): keep the distributed setup (PartialState)
     # but let each run choose its own mixed precision.
     AcceleratorState._reset_state(reset_partial_state=False)
