@@ -239,7 +239,12 @@ def loss_metrics_plot(fit: FitResult):
     return fig
 
 
-BACKTEST_STYLE = {"approach2": ("C0", "o", "Approach 2"), "approach3": ("C3", "s", "Approach 3")}
+BACKTEST_STYLE = {("approach2", "N_opt"): ("C0", "o", "Approach 2"),
+                  ("approach2", "L_opt"): ("C0", "o", "Approach 2, pure law"),
+                  ("approach2", "L_opt_floor"): ("C2", "D", "Approach 2, floor law"),
+                  ("approach3", "N_opt"): ("C3", "s", "Approach 3"), ("approach3", "L_opt"): ("C3", "s", "Approach 3")}
+BACKTEST_DODGE = {"approach2": -1, "approach3": 1}  # bars side by side at the same actual value; the floor law at 0
+PANEL_QUANTITIES = {"N_opt": ("N_opt",), "L_opt": ("L_opt", "L_opt_floor")}
 
 
 def backtest_figure(fit: FitResult, path: Path) -> Path | None:
@@ -247,14 +252,15 @@ def backtest_figure(fit: FitResult, path: Path) -> Path | None:
     holds for it: the 90 % interval with extrapolation error (thin, capped) around the noise-only one (thick); where
     the fit had no extrapolation-error model only the noise-only bar is drawn and the legend says so. The measured
     optimum's own 90 % bootstrap spread is the horizontal bar. Approaches differ in colour and marker."""
-    rows = [r for r in fit.backtest_points() if r["quantity"] in ("N_opt", "L_opt")]
+    rows = [r for r in fit.backtest_points() if r["quantity"] in ("N_opt", "L_opt", "L_opt_floor")]
+    headline = tuple(fit.headline.get("L_opt") or ())
     if not rows:
         return None
     from matplotlib.lines import Line2D
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     for ax, name in zip(axes, ("N_opt", "L_opt")):
-        sel = [r for r in rows if r["quantity"] == name]
+        sel = [r for r in rows if r["quantity"] in PANEL_QUANTITIES[name]]
         vals = [v for r in sel for v in (r["actual"], r["predicted"], *(r["ci90"] or ()), *(r["ci90_noise"] or ()),
                                           *(r.get("actual_ci90") or ()))]
         vals = [v for v in vals if v is not None and np.isfinite(v) and v > 0]
@@ -263,13 +269,16 @@ def backtest_figure(fit: FitResult, path: Path) -> Path | None:
         lo, hi = min(vals), max(vals)
         pad = (hi / lo) ** 0.06 if hi > lo * 1.001 else 1.02
         lo, hi = lo / pad, hi * pad
-        dodge = {"approach2": -1, "approach3": 1}
-        step = np.log(hi / lo) * 0.012  # the two approaches' bars side by side at the same actual value
+        step = np.log(hi / lo) * 0.012
         handles = {}
         for r in sel:
-            color, marker, label = BACKTEST_STYLE.get(r["approach"], ("C7", "^", r["approach"]))
+            key = (r["approach"], r["quantity"])
+            color, marker, label = BACKTEST_STYLE.get(key, ("C7", "^", f"{r['approach']} {r['quantity']}"))
+            if name == "L_opt" and key == headline:
+                label += " [headline]"
             y = r["predicted"]
-            x = r["actual"] * np.exp(step * dodge.get(r["approach"], 0))
+            shift = 0 if r["quantity"] == "L_opt_floor" else BACKTEST_DODGE.get(r["approach"], 0)
+            x = r["actual"] * np.exp(step * shift)
             noise, full = r["ci90_noise"], r["ci90"]
             if full is not None:
                 ax.errorbar([x], [y], yerr=[[y - full[0]], [full[1] - y]], fmt="none", ecolor=color, elinewidth=1,
