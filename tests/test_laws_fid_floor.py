@@ -76,3 +76,15 @@ def test_the_floor_reaches_the_fit_from_run_records(tmp_path):
     np.testing.assert_array_equal(np.sort(loaded.metrics["fid_floor"]), floors)
     doc = fit_document(loaded, FitOptions(n_boot=50, parametric=False, holdout=0), targets=[1e22])
     assert doc["fid_floor"]["value"] == 1900.0 and doc["fid_floor"]["max"] == floors.max()
+
+
+def test_backtest_predictions_are_clipped_like_predictions(docs):
+    floored, free = docs
+    rows = lambda doc: [bt["quantities"]["FID"] for bt in doc["backtest"] if "FID" in bt["quantities"]]  # noqa: E731
+    pairs = list(zip(rows(floored), rows(free)))
+    assert pairs
+    for q, law in pairs:
+        assert q["law_value"] == law["predicted"]  # the same law, refitted on the same smaller budgets
+        assert q["predicted"] == max(law["predicted"], 1900.0)
+        assert all(v >= 1900 for key in ("ci90_noise", "ci90") if q[key] for v in q[key])
+        assert any("below the real-vs-real floor 1900" in n for n in q["notes"]) == (law["predicted"] < 1900)

@@ -20,9 +20,9 @@ from ditlaws.laws.a2bias import law_bias
 from ditlaws.laws.approach2 import choose_loss_headline, fit_law
 from ditlaws.laws.approach3 import Reference, bootstrap, error_models
 from ditlaws.laws.bootstrap import summarize
-from ditlaws.laws.metrics import BY_LAW
+from ditlaws.laws.metrics import BY_LAW, fid_floor_block
 from ditlaws.laws.parametric import Problem
-from ditlaws.laws.predict import law_summary, pick
+from ditlaws.laws.predict import clip_at_floor, law_summary, pick
 from ditlaws.laws.refit import refit
 
 A3_BACKTEST_DRAWS = 200
@@ -36,7 +36,8 @@ def _row(q: dict, actual: float, actual_draws: np.ndarray) -> dict:
             "actual_ci90": s["ci90"], "rel_error": q["value"] / actual - 1 if actual else None,
             "covered": inside(ci) if ci is not None else None, "covered_noise": inside(ci_noise),
             "ci90_measured": (measured := _measured(q["value"], ci, actual, s["ci90"])),
-            "covered_measured": inside(measured) if measured is not None else None, "notes": q["notes"]}
+            "covered_measured": inside(measured) if measured is not None else None, "notes": q["notes"],
+            **({"law_value": q["law_value"]} if "law_value" in q else {})}
 
 
 def _measured(value: float, ci, actual: float, actual_ci) -> list[float] | None:
@@ -57,6 +58,7 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
     rng = rng or np.random.default_rng(0)
     out = []
     point = sf.point_optima()
+    floor = fid_floor_block(sf.table)
     for k in range(1, max_holdout + 1):
         train, held = sf.used[:-k], sf.used[-k:]
         if len(train) < max(sf.options.min_budgets - 1, 2):
@@ -78,6 +80,11 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
             rows = {}
             for name, law in laws.items():
                 q = pick(law_summary(law, [C]), 0)
+                if law["quantity"] == "FID" and floor is not None:  # as predictions are: never below the floor
+                    clip_at_floor(q, floor["value"])
+                    if q["law_value"] < floor["value"]:
+                        q["notes"].append(f"the law gives FID {q['law_value']:.4g}, below the real-vs-real floor "
+                                          f"{floor['value']:.4g}: clipped to the floor")
                 m = BY_LAW.get(law["quantity"])
                 back = m.from_fitted if m else (lambda y: y)  # the metric's own units (odds -> accuracy)
                 actual = point[law["quantity"]][b]

@@ -16,7 +16,7 @@ from ditlaws.jsonio import write_text_atomic
 from ditlaws.laws import forms
 from ditlaws.laws.backtest import backtest
 from ditlaws.laws.bootstrap import summarize
-from ditlaws.laws.metrics import BY_LAW
+from ditlaws.laws.metrics import BY_LAW, fid_floor_block
 from ditlaws.laws.powerlaw import fit_lines, fit_power_law
 from ditlaws.laws.predict import SCHEMA_VERSION, FitResult
 from ditlaws.laws.study import StudyFit
@@ -111,18 +111,6 @@ def power_draws_over(sf: StudyFit, ok: np.ndarray) -> np.ndarray:
             i, s = fit_lines(lx[r][m], ly[r][m][None, :], np.ones((1, int(m.sum())), dtype=bool))
             out[r] = [i[0], s[0]]
     return out
-
-
-def fid_floor_block(table) -> dict | None:
-    """FID's real-vs-real floor over the runs that measured one (``eval.fid_floor``, or a CSV's fid_floor column):
-    the smallest, so a prediction is clipped only where it lies below every run's floor."""
-    values = np.asarray(table.metrics.get("fid_floor", []), dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
-    if not len(values):
-        return None
-    return {"value": float(values.min()), "max": float(values.max()), "n_runs": int(len(values)),
-            "what": "real-vs-real FID: two disjoint sets of real images of the evaluation split, the runs' own "
-                    "feature extractor and sample count (measured with the reference statistics)"}
 
 
 def study_doc(sf: StudyFit, targets, rng: np.random.Generator) -> dict:

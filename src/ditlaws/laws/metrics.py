@@ -88,3 +88,15 @@ BY_KEY = {m.key: m for m in GENERATION_METRICS}
 BY_LAW = {m.law: m for m in GENERATION_METRICS}
 # Optional run-table columns: the generation metrics, the out-of-domain loss and FID's real-vs-real floor.
 COLUMNS = {m.key: m for m in (*GENERATION_METRICS, OOD, FID_FLOOR)}
+
+
+def fid_floor_block(table) -> dict | None:
+    """FID's real-vs-real floor over the runs that measured one (``eval.fid_floor``, or a CSV's fid_floor column):
+    the smallest, so a prediction is clipped only where it lies below every run's floor."""
+    values = np.asarray(table.metrics.get("fid_floor", []), dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return None
+    return {"value": float(values.min()), "max": float(values.max()), "n_runs": int(len(values)),
+            "what": "real-vs-real FID: two disjoint sets of real images of the evaluation split, the runs' own "
+                    "feature extractor and sample count (measured with the reference statistics)"}

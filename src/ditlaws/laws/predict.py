@@ -81,6 +81,26 @@ def _check(doc: dict, source: str) -> None:
             raise UserError(f"{source}: fit.json '{key}' must be an object or null, got {type(doc[key]).__name__}")
 
 
+def clip_at_floor(q: dict, floor: float) -> dict:
+    """A quantity's value, median and interval bounds raised to ``floor`` (FID's real-vs-real floor), in place and
+    in the types they came in (scalars, lists or arrays); ``law_value`` keeps the law's own value."""
+    q["law_value"] = np.asarray(q["value"], dtype=float).copy()
+    if np.ndim(q["law_value"]) == 0:
+        q["law_value"] = float(q["law_value"])
+    with np.errstate(invalid="ignore"):
+        for key in ("value", "median", "ci90_noise", "ci95_noise", "ci90", "ci95"):
+            v = q.get(key)
+            if v is None or (isinstance(v, list) and None in v):
+                continue
+            arr = np.asarray(v, dtype=float)
+            clipped = np.where(np.isfinite(arr), np.maximum(arr, floor), arr)
+            if not isinstance(v, np.ndarray):
+                clipped = clipped.tolist() if isinstance(v, list) else float(clipped)
+            q[key] = clipped
+    q["floor"] = floor
+    return q
+
+
 class FitResult:
     """One study's fit read from fit.json (the headline study; ``for_study`` gives the others)."""
 
@@ -160,16 +180,10 @@ class FitResult:
     def _floored(self, q: dict) -> dict:
         """FID arrays clipped at the floor (value, median, every interval bound); ``law_value`` keeps the law's."""
         floor = self.fid_floor
-        q["law_value"] = np.asarray(q["value"], dtype=float).copy()
         if floor is None:
+            q["law_value"] = np.asarray(q["value"], dtype=float).copy()
             return q
-        f = float(floor["value"])
-        with np.errstate(invalid="ignore"):
-            for key in ("value", "median", "ci90_noise", "ci95_noise", "ci90", "ci95"):
-                if q.get(key) is not None:
-                    q[key] = np.where(np.isfinite(q[key]), np.maximum(q[key], f), q[key])
-        q["floor"] = f
-        return q
+        return clip_at_floor(q, float(floor["value"]))
 
     def quantity(self, approach: str, name: str, C) -> dict:
         """One law at an array of budgets: the same fields as ``predict`` but each an array over C."""
