@@ -146,3 +146,13 @@ def test_spline_optimum_agrees_with_parabola_on_a_clean_curve():
     (parabola,) = fit_isoflops(_grid(range(2, 16), noise=1e-4))
     (spline,) = fit_isoflops(_grid(range(2, 16), noise=1e-4), method="spline")
     assert spline.used and spline.N_opt == pytest.approx(parabola.N_opt, rel=0.1)
+
+
+def test_off_centre_grid_is_flagged_but_counts():
+    # The 1e17 optimum sits near depth 4.4: depths 2..5 leave one size above it, 2..15 bracket it widely.
+    (centred,) = fit_isoflops(_grid(range(2, 16)))
+    (one_sided,) = fit_isoflops(_grid(range(2, 6)))
+    assert "one_sided" not in centred.flags
+    assert one_sided.used and "one_sided" in one_sided.flags
+    (message,) = [m for m in one_sided.messages if "off-centre" in m]
+    assert "only 1 sampled size above its optimum" in message and "sample sizes above it" in message

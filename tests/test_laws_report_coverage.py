@@ -84,3 +84,19 @@ def test_the_budgets_an_error_model_needs_is_what_it_says(form, law):
     enough = fit_document(demo_table(budgets=budgets, accuracy=False),
                           FitOptions(n_boot=50, parametric=False, holdout=0), targets=[1e20])
     assert enough["approach2"]["laws"][law]["error_model"]["status"] == "ok"
+
+
+def test_an_off_centre_held_out_budget_is_named_in_its_rows_and_the_report():
+    from ditlaws.laws.synthetic import isoflop_table, paper_truth
+
+    # Depths 2..11 over 1e17..1e19: the largest budget's optimum has one sampled size above it.
+    table = isoflop_table(paper_truth(), np.random.default_rng(0), noise_rel=1e-3,
+                          budgets=np.geomspace(1e17, 1e19, 6), depths=range(2, 12))
+    d = fit_document(table, FitOptions(n_boot=50, parametric=False, holdout=2))
+    last = max(d["approach2"]["budgets"], key=lambda b: b["budget"])
+    assert "one_sided" in last["flags"] and last["used"]
+    for bt in d["backtest"]:
+        flagged = all(any("(one_sided)" in n for n in q["notes"]) for q in bt["quantities"].values())
+        assert flagged == (bt["budget"] == last["budget"])
+    lines = section_backtest(d, {})
+    assert any(line.startswith(f"Held-out budget(s) {last['budget']:.3g}: the sizes barely extend") for line in lines)

@@ -52,6 +52,16 @@ def _measured(value: float, ci, actual: float, actual_ci) -> list[float] | None:
     return [float(np.exp(lv - down)), float(np.exp(lv + up))]
 
 
+def _note_off_centre(rows: dict, held) -> dict:
+    """A held-out budget whose sizes barely extend past its optimum (``one_sided``) gives an actual value that
+    carries the parabola's off-centre bias: each row says so."""
+    if "one_sided" in held.flags:
+        for row in rows.values():
+            row["notes"] = [*row["notes"], "the held-out budget's sizes barely extend past its optimum (one_sided): "
+                                           "its actual value carries the parabola's off-centre bias"]
+    return rows
+
+
 def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -> list[dict]:
     if sf.a2_status != "fitted":
         return []
@@ -93,11 +103,11 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
                 rows[name] = _row(q, float(back(actual)), back(sf.optima.of(law["quantity"])[:, b]))
                 if name in ("L_opt", "L_opt_floor"):
                     rows[name]["headline"] = name == headline
-            out.append({**base, "approach": "approach2", "quantities": rows})
+            out.append({**base, "approach": "approach2", "quantities": _note_off_centre(rows, sf.fits[b])})
             if a3 is not None:
                 rows = {q: _row(pick(law_summary(a3["laws"][q], [C], a3), 0), float(point[q][b]),
                                 sf.optima.of(q)[:, b]) for q in ("N_opt", "D_opt", "L_opt")}
-                out.append({**base, "approach": "approach3", "quantities": rows})
+                out.append({**base, "approach": "approach3", "quantities": _note_off_centre(rows, sf.fits[b])})
     return out
 
 

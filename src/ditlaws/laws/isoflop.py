@@ -21,6 +21,7 @@ from ditlaws.laws.table import RunTable, group_budgets
 OPTIMUM_METHODS = ("parabola", "spline")
 FID_METHODS = ("parabola", "nearest")
 DEFAULT_TOLERANCE = 0.05
+ONE_SIDED = 2  # fewest sampled sizes on each side of a vertex before the grid counts as off-centre
 
 
 @dataclass
@@ -224,7 +225,25 @@ def _check(fit: BudgetFit, pooled: tuple[float, int], min_points: int, warn_poin
             fit.messages.append(f"{name}: vertex N={fit.N_opt:.3g} lies {side} sampled N={edge:.3g} "
                                 f"(edge minimum) — excluded; sample sizes beyond it or pass --allow-edge")
             return
+    else:
+        _check_sides(fit, name)
     fit.used = True
+
+
+def _check_sides(fit: BudgetFit, name: str) -> None:
+    """Warn when fewer than ONE_SIDED sizes lie on one side of the vertex: the parabola's curvature there is read off
+    the other side, and an isoFLOP curve is not symmetric, so the vertex of such an off-centre grid is biased (its
+    bootstrap, which trusts the parabola, does not show it)."""
+    sizes = np.unique(fit.x)
+    below, above = int(np.sum(sizes < fit.x_opt)), int(np.sum(sizes > fit.x_opt))
+    if min(below, above) >= ONE_SIDED:
+        return
+    side, count = ("above", above) if above < below else ("below", below)
+    fit.flags.append("one_sided")
+    sizes_word = "size" if count == 1 else "sizes"
+    fit.messages.append(f"{name}: only {count} sampled {sizes_word} {side} its optimum N={fit.N_opt:.3g} "
+                        f"({below + above - count} on the other side); the vertex of an off-centre grid is biased "
+                        f"— sample sizes {side} it")
 
 
 def _spline_vertex(fit: BudgetFit, allow_edge: bool) -> None:

@@ -238,6 +238,11 @@ def section_backtest(doc: dict, figures: dict) -> list[str]:
     parts = [f"{h} of {t} {k}" for k, (h, t) in sorted(counts.items())]
     lines += ["", f"Covered by the interval shown: {hits} of {total}" +
               (f" ({'; '.join(parts)})." if len(parts) > 1 else f" ({next(iter(counts))})." if counts else "."), ""]
+    off_centre = sorted({bt["budget"] for bt, _, q, *_ in rows if any("(one_sided)" in n for n in q.get("notes", []))})
+    if off_centre:
+        lines += [f"Held-out budget(s) {', '.join(f'{b:.3g}' for b in off_centre)}: the sizes barely extend past the "
+                  f"optimum (`one_sided`), so the actual values carry the parabola's off-centre bias and a miss there "
+                  f"is partly the measurement's.", ""]
     if "backtest" in figures:
         lines += [f"![backtest: predicted against actual]({figures['backtest']})", ""]
     return lines
