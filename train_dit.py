@@ -33,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(config_path, overrides)  # before the heavy imports: a bad config fails in a blink
     except UserError as err:
         return report(err)
+    from ditlaws.publish import run_hooks
     from ditlaws.training import EXIT_INTERRUPTED, EXIT_NON_FINITE, NonFiniteLossError, train
 
     try:
-        summary = train(cfg)
+        summary = train(cfg, **run_hooks(cfg))
     except UserError as err:
         return report(err)
     except NonFiniteLossError as err:

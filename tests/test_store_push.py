@@ -24,6 +24,7 @@ from ditlaws.config import HubConfig, load_config
 from ditlaws.data.encoders import build_text_encoder
 from ditlaws.models import InContextDiT
 from ditlaws.pipeline import DiTPipeline
+from ditlaws.publish import run_hooks
 from ditlaws.publish.model_repo import load_kept_model
 from ditlaws.publish.push import LEDGER, push_run
 from ditlaws.store import HubStore
@@ -42,6 +43,11 @@ RESULTS, MODEL = "org/s-results", f"org/s-{RUN_ID}"
 
 def tiny(out: Path, *extra: str):
     return load_config(None, [*TINY, "--train.output_dir", str(out), *extra])
+
+
+def train_published(cfg) -> dict:
+    """Train as train_dit.py does: with the publish hooks (training alone never touches the Hub)."""
+    return train(cfg, **run_hooks(cfg))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +133,8 @@ def test_a_pushed_run_loads_from_the_hub_with_identical_outputs(hub_server, run_
 
 def test_training_pushes_metrics_as_it_goes_and_everything_at_the_end(hub_server, tmp_path):  # noqa: F811
     out = tmp_path / "run"
-    summary = train(tiny(out, "--hub.org", "org", "--hub.endpoint", hub_server.url, "--hub.push_every_s", "0.001"))
+    summary = train_published(tiny(out, "--hub.org", "org", "--hub.endpoint", hub_server.url,
+                                   "--hub.push_every_s", "0.001"))
     metric_commits = [c for c in hub_server.commits("dataset", RESULTS) if c.title.startswith("ditlaws: metrics")]
     assert metric_commits, "no metrics push during training"
     assert hub_records(hub_server) == [summary]
@@ -144,8 +151,8 @@ def test_a_run_with_the_hub_down_finishes_and_a_later_push_lands_it(hub_server, 
     out = tmp_path / "run"
     hub_server.down()
     started = time.monotonic()
-    summary = train(tiny(out, "--hub.org", "org", "--hub.endpoint", hub_server.url, "--hub.push_every_s", "0.001",
-                         "--hub.wait_s", "0.5"))
+    summary = train_published(tiny(out, "--hub.org", "org", "--hub.endpoint", hub_server.url,
+                                   "--hub.push_every_s", "0.001", "--hub.wait_s", "0.5"))
     assert time.monotonic() - started < 30
     wait_for_publishers()
     assert json.loads((out / "summary.json").read_text()) == summary

@@ -3,7 +3,8 @@
     publisher = start_publisher(cfg.hub, study=..., run_id=..., run_dir=...)   # None unless the run goes to the Hub
     end_of_run(run_dir, cfg.hub, record, model_dir=..., store=..., keep_model=..., publisher=..., wait=True)
 
-train_dit.py (through `train`), a sweep job and a trunk's branches all end here. Pushes run in the background
+train_dit.py (`train(cfg, **run_hooks(cfg))`), a sweep job and a trunk's branches all end here; training itself
+never imports this package (it sits above training: the hooks are passed in). Pushes run in the background
 (`RunPublisher`); a caller that does not wait (`wait=False`, the in-process sweep) leaves them in `pending()` and
 waits for all of them at once with `wait_pending(seconds)`, so a study never waits on the Hub longer than
 `hub.wait_s`. What did not land is in each run folder's hub_push.json, where `ditlaws push` finds it.
@@ -23,6 +24,22 @@ def start_publisher(hub, *, study: str, run_id: str, run_dir: str | Path):
     from ditlaws.publish.publisher import RunPublisher
 
     return RunPublisher(hub, study=study, run_id=run_id, run_dir=run_dir)
+
+
+def run_hooks(cfg) -> dict:
+    """What `ditlaws.training.train` is given to publish a run it trains alone (train_dit.py): `publisher` makes the
+    background publisher of its metrics while it trains, `end` ends it here (`end_of_run`: the Hub when `hub.org` is
+    set; the model only when training wrote one). `train(cfg, **run_hooks(cfg))`."""
+    output = Path(cfg.train.output_dir)
+
+    def publisher(cfg, run_id: str, run_dir: Path):
+        return start_publisher(cfg.hub, study=cfg.train.study, run_id=run_id, run_dir=run_dir)
+
+    def end(summary: dict, model_dir: Path, publisher) -> None:
+        end_of_run(output, cfg.hub, summary, model_dir=model_dir if (model_dir / "config.json").is_file() else None,
+                   publisher=publisher)
+
+    return {"publisher": publisher, "end": end}
 
 
 def end_of_run(run_dir: str | Path, hub, record: dict, *, model_dir: str | Path | None = None, store=None,

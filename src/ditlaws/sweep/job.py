@@ -103,7 +103,7 @@ def _run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, st
     trunk's checkpoint) and records `trunk`."""
     from accelerate import PartialState
 
-    from ditlaws.publish import end_of_run
+    from ditlaws.publish import end_of_run, run_hooks
     from ditlaws.store import LocalStore
     from ditlaws.training import train
 
@@ -120,7 +120,7 @@ def _run_job(run_dir: str | Path, log=print, lock=None, wait: bool = True, *, st
         return record
     handed: dict = {}  # training's publisher, for the pushes after the evaluation
     summary = train(cfg, plan=plan, lock=lock, end=lambda summary, model_dir, publisher: handed.update(
-        publisher=publisher), start_from=start_from)
+        publisher=publisher), start_from=start_from, publisher=run_hooks(cfg)["publisher"])
     if not PartialState().is_main_process:
         return summary
     summary.pop("replica_param_sha256", None)

@@ -25,6 +25,7 @@ TRUNK_KIND = "trunk"
 def trunk_checkpoint(cfg, step: int, lock, log=print) -> Path | None:
     """The trunk's checkpoint at `step`, training the trunk up to it when needed; None when the trunk has passed
     `step` without a usable checkpoint there (or step is 0): the branch then trains from scratch."""
+    from ditlaws.publish import run_hooks
     from ditlaws.training.loop import train
 
     output = Path(cfg.train.output_dir)
@@ -39,7 +40,7 @@ def trunk_checkpoint(cfg, step: int, lock, log=print) -> Path | None:
             "this branch trains from step 0 (the same numbers, more compute)")
         return None
     ckpt.keep_steps(output, [step])
-    train(cfg, lock=lock, stop_at=step)
+    train(cfg, lock=lock, stop_at=step, publisher=run_hooks(cfg)["publisher"])
     if ckpt.verify(folder) is not None:
         raise RuntimeError(f"{folder}: the trunk stopped at step {step} without a usable checkpoint there")
     return folder

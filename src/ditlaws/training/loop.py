@@ -85,46 +85,34 @@ class Run:
 
 
 def train(cfg: RunConfig, plan: RunPlan | None = None, lock=None, end=None, *, start_from: Path | None = None,
-          stop_at: int | None = None) -> dict | None:
+          stop_at: int | None = None, publisher=None) -> dict | None:
     """Run (or resume) one training run; returns the run record that is also written to summary.json.
 
     `plan` is the run's precomputed plan (`ditlaws.training.plan.plan_run`, as the sweep makes it and checked
     against the data's geometry here); without it the plan is made here from the data stream's geometry. The run
     folder is locked for the run (`ditlaws.locks`; a folder another process is training in is refused, naming it);
-    a caller that holds the lock passes it in. At the end the main process calls `end(summary, model_dir,
-    publisher)`; without it, the end-of-run hook (`ditlaws.publish.end_of_run`: the Hub when `hub.org` is set).
-    A caller that records the run itself (a sweep job) passes its own `end` and calls the hook later.
+    a caller that holds the lock passes it in. What happens to a run after training is the caller's, injected
+    (training never imports `ditlaws.publish`, which sits above it): `publisher(cfg, run_id, output)` makes the
+    background publisher of its metrics while it trains (None: nothing leaves the machine), and at the end the
+    main process calls `end(summary, model_dir, publisher)` (None: nothing but summary.json and the model).
+    `ditlaws.publish.run_hooks(cfg)` gives both as train_dit.py uses them (record -> Hub when `hub.org` is set);
+    a sweep job records the run itself and passes its own `end`.
     Trunks (`ditlaws.training.branch`): `start_from` is a checkpoint of another run (a trunk's branch point) to
     start from when this run has none of its own; `stop_at` ends the run after that step's checkpoint, unfinished
-    (returns None, and no end-of-run hook runs)."""
+    (returns None, and `end` is not called)."""
     output = Path(cfg.train.output_dir)
     run_dir.check_folder(output)
     with run_dir.locked(output, lock) as held:
         state = run_dir.claim(cfg, output)
         if state.status == "finished":
             summary = read_json(state.summary_path)
-            if held is not None:  # what did not reach the Hub yet goes now (idempotent)
-                (end or _end_of_run(cfg, output))(summary, output / "model", None)
+            if held is not None and end is not None:  # what did not reach the Hub yet goes now (idempotent)
+                end(summary, output / "model", None)
             return AlreadyFinished(summary)
-        return _train(cfg, plan, output, held, end or _end_of_run(cfg, output), start_from, stop_at)
-
-
-def _end_of_run(cfg: RunConfig, output: Path):
-    def end(summary: dict, model_dir: Path, publisher) -> None:
-        from ditlaws.publish import end_of_run
-
-        end_of_run(output, cfg.hub, summary, model_dir=model_dir if (model_dir / "config.json").is_file() else None,
-                   publisher=publisher)
-
-    return end
-
-
-def _train(cfg: RunConfig, plan: RunPlan | None, output: Path, lock, end, start_from=None, stop_at=None
-           ) -> dict | None:
-    run = start_run(cfg, plan, output, start_from)
-    run.lock, run.end = lock, end
-    with graceful_sigterm() as stop:
-        return _steps(run, stop, stop_at)
+        run = start_run(cfg, plan, output, start_from, publisher)
+        run.lock, run.end = held, end
+        with graceful_sigterm() as stop:
+            return _steps(run, stop, stop_at)
 
 
 def _steps(run: Run, stop, stop_at: int | None = None) -> dict | None:
@@ -288,7 +276,8 @@ def finish_run(run: Run) -> dict:
     save_model(run, run.output / "model")
     if run.main:
         write_json_atomic(run.output / "summary.json", summary)
-        run.end(summary, run.output / "model", run.publisher)
+        if run.end is not None:
+            run.end(summary, run.output / "model", run.publisher)
     acc.wait_for_everyone()
     acc.end_training()
     return summary
@@ -298,7 +287,8 @@ def finish_run(run: Run) -> dict:
 # Setting a run up
 
 
-def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path, start_from: Path | None = None) -> Run:
+def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path, start_from: Path | None = None,
+              publisher=None) -> Run:
     """Accelerator, batch layout, data, model, optimizer, resume state and outputs of one run, checked up front."""
     t = cfg.train
     accelerator = make_accelerator(cfg)
@@ -340,7 +330,7 @@ def start_run(cfg: RunConfig, plan: RunPlan | None, output: Path, start_from: Pa
                             enabled=accelerator.is_main_process, checkpoint=resume_dir)
     if accelerator.trackers:
         accelerator.init_trackers(t.study, config=_flat(cfg.to_dict()))
-    publisher = make_publisher(cfg, plan, output) if accelerator.is_main_process else None
+    publisher = publisher(cfg, plan.run_id, output) if publisher is not None and accelerator.is_main_process else None
     rows = data.source_rows()
     if rows and plan.compute.steps * t.global_batch > rows:
         print_main(accelerator)(f"data: {plan.compute.steps * t.global_batch:,} samples from a {rows:,}-row source "
@@ -373,13 +363,6 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
     AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(cpu=cpu, mixed_precision=t.mixed_precision, log_with=log_with or None,
                        project_dir=t.output_dir)
-
-
-def make_publisher(cfg: RunConfig, plan: RunPlan, output: Path):
-    """The background Hub publisher of the run's metrics while it trains (`ditlaws.publish`; None: no Hub)."""
-    from ditlaws.publish import start_publisher
-
-    return start_publisher(cfg.hub, study=cfg.train.study, run_id=plan.run_id, run_dir=output)
 
 
 def fingerprint(cfg: RunConfig, plan: RunPlan) -> dict:
