@@ -120,8 +120,8 @@ def test_backtest_coverage_one_budget_ahead_on_all_15_configurations():
         # (window 3): 2/6 where it is one_sided (one size above its optimum), 7/9 elsewhere.
         assert head["n"] == 15 and head["covered"] == 1.0
         assert n["covered"] > n["covered_noise"] and head["covered"] > head["covered_noise"]
-        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±3.05 %, N_opt within a factor 1.25
+        if window == 3.0:  # near the minimum: L_opt one budget ahead within ±3 % (issue 23), N_opt within x1.3
             assert n["covered_measured"] == 1.0 and n["covered"] >= 9 / 15
-            assert np.sqrt(head["median_width"]) < 1.0305 and n["median_width"] < 1.25
+            assert np.sqrt(head["median_width"]) < 1.03 and n["median_width"] < 1.3
         else:
             assert n["covered"] >= 14 / 15 and np.sqrt(head["median_width"]) < 1.046

@@ -21,6 +21,7 @@ from ditlaws.laws.metrics import BY_LAW
 from ditlaws.laws.powerlaw import FLOOR_MIN_POINTS, fit_floor, fit_power_law, floor_flags, power_draws
 
 NESTED_DRAWS = 200  # resamples used for the noise variances of nested-backtest pairs
+SCATTER_SEED = 20241008  # the excess scatter's normal draws: the same for every law and refit (common random numbers)
 BASE_LABELS = {"N_opt": "optimal parameters N_opt", "D_opt": "optimal tokens D_opt", "L_opt": "loss at the optimum",
                "L_opt_floor": "loss at the optimum (with a floor)"}
 
@@ -40,6 +41,7 @@ class LawFit:
     error_model: ErrorModel = field(default_factory=lambda: ErrorModel("none"))
     flags: list[str] = field(default_factory=list)
     bias: dict | None = None  # Approach 2's own bias of this law (``ditlaws.laws.a2bias``), see ``as_dict``
+    excess_scatter: float = 0.0  # sd (log space) of the budgets' scatter about the law beyond their bootstrap noise
 
     @property
     def C_max(self) -> float:
@@ -61,7 +63,8 @@ class LawFit:
                "summary": {k: summarize(self.draws[:, i]) for i, k in enumerate(names)},
                "n_budgets": len(self.C), "C_max": self.C_max, "r2": self.r2, "flags": self.flags,
                "fitted_on": {"C": self.C.tolist(), "value": shown.tolist()},
-               "draws": forms.encode_draws(self.draws, names), "error_model": self.error_model.as_dict()}
+               "draws": forms.encode_draws(self.draws, names), "excess_scatter": self.excess_scatter,
+               "error_model": self.error_model.as_dict()}
         if self.bias is not None:
             out["a2_bias"] = self.bias
         if self.form == "power":
@@ -116,15 +119,45 @@ def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, m
     return pairs
 
 
+def excess_scatter(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray) -> float:
+    """How far the budgets' optima scatter about the law beyond their own bootstrap noise: the sd tau (log space)
+    of a between-budget spread, by moments (the residual variance about the point law, per degree of freedom, less
+    the budgets' mean bootstrap variance; 0 when the bootstrap explains the scatter or no degree of freedom is
+    left). A parabola's bootstrap trusts its shape, so a budget whose curve is off-centre or asymmetric carries an
+    error it does not show; the law's scatter reveals it."""
+    params, _ = _point_params(form, C, y)
+    dof = len(C) - len(params)
+    if dof <= 0:
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resid = np.log(y) - np.log(forms.evaluate(form, params, C))
+    if not np.all(np.isfinite(resid)):
+        return 0.0
+    noise = float(np.mean([log_var(y_draws[:, i]) for i in range(len(C))]))
+    return float(np.sqrt(max(0.0, float(np.sum(resid**2)) / dof - noise)))
+
+
+def with_scatter(y_draws: np.ndarray, tau: float) -> np.ndarray:
+    """The budgets' draws, each also multiplied by exp(tau·z), z standard normal (seeded; NaN draws stay NaN)."""
+    if tau <= 0:
+        return y_draws
+    return y_draws * np.exp(tau * np.random.default_rng(SCATTER_SEED).standard_normal(y_draws.shape))
+
+
 def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray) -> LawFit | None:
-    """A law on the budgets where its quantity is known (None when there are too few)."""
+    """A law on the budgets where its quantity is known (None when there are too few). The budgets' draws carry
+    their excess scatter (``excess_scatter``) before the law's draws and its nested backtests are made, so the law's
+    intervals reflect how much its budgets really scatter, and a nested backtest's actual value counts that
+    scatter as noise, not as the law's misfit."""
     ok = np.isfinite(y) & (y > 0)
     if ok.sum() < MIN_TRAIN[form]:
         return None
     C, y, y_draws = C[ok], y[ok], y_draws[:, ok]
+    tau = excess_scatter(form, C, y, y_draws)
+    y_draws = with_scatter(y_draws, tau)
     params, r2 = _point_params(form, C, y)
     draws = forms.quantize(_draw_params(form, C, y_draws))
-    law = LawFit(name, form, quantity, params, draws, C, y, r2)
+    law = LawFit(name, form, quantity, params, draws, C, y, r2, excess_scatter=tau)
     needs = (f"an extrapolation-error model needs at least {budgets_for_error_model(form)} budgets with {quantity} "
              f"(it has {len(C)})")
     law.error_model = estimate(nested_pairs(form, C, y, y_draws), C, needs=needs)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ditlaws.laws import forms
 from ditlaws.laws.a2bias import law_bias
-from ditlaws.laws.approach2 import choose_loss_headline, fit_law
+from ditlaws.laws.approach2 import choose_loss_headline, fit_law, with_scatter
 from ditlaws.laws.approach3 import Reference, bootstrap, error_models
 from ditlaws.laws.bootstrap import summarize
 from ditlaws.laws.metrics import BY_LAW, fid_floor_block
@@ -42,14 +42,21 @@ def _row(q: dict, actual: float, actual_draws: np.ndarray) -> dict:
 
 def _measured(value: float, ci, actual: float, actual_ci) -> list[float] | None:
     """The predicted interval for a measurement of the optimum: ``ci`` (for the optimum itself) widened in log space,
-    side by side and in quadrature, by the measured optimum's own bootstrap spread (``actual_ci`` about ``actual``).
-    A held-out optimum is estimated from that budget's runs, so it carries this noise on top of the law's error."""
+    side by side and in quadrature, by the measured optimum's own spread (``actual_ci`` about ``actual``: its
+    bootstrap and the law's excess scatter). A held-out optimum is estimated from that budget's runs, so it carries
+    this noise on top of the law's error."""
     if ci is None or actual_ci[0] is None or not actual or value <= 0:
         return None
     lv = np.log(value)
     up = np.hypot(np.log(ci[1]) - lv, max(np.log(actual_ci[1] / actual), 0.0))
     down = np.hypot(lv - np.log(ci[0]), max(np.log(actual / actual_ci[0]), 0.0))
     return [float(np.exp(lv - down)), float(np.exp(lv + up))]
+
+
+def _measured_draws(sf, quantity: str, b: int, scatter: float) -> np.ndarray:
+    """The held-out budget's optimum as measured (in the fitted space): its bootstrap draws with the law's excess
+    scatter, the spread of a budget's optimum about the law that its bootstrap does not show."""
+    return with_scatter(sf.optima.of(quantity)[:, b][:, None], scatter)[:, 0]
 
 
 def _note_off_centre(rows: dict, held) -> dict:
@@ -100,13 +107,15 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
                 actual = point[law["quantity"]][b]
                 if not np.isfinite(actual):
                     continue
-                rows[name] = _row(q, float(back(actual)), back(sf.optima.of(law["quantity"])[:, b]))
+                rows[name] = _row(q, float(back(actual)), back(_measured_draws(sf, law["quantity"], b,
+                                                                              law["excess_scatter"])))
                 if name in ("L_opt", "L_opt_floor"):
                     rows[name]["headline"] = name == headline
             out.append({**base, "approach": "approach2", "quantities": _note_off_centre(rows, sf.fits[b])})
             if a3 is not None:
                 rows = {q: _row(pick(law_summary(a3["laws"][q], [C], a3), 0), float(point[q][b]),
-                                sf.optima.of(q)[:, b]) for q in ("N_opt", "D_opt", "L_opt")}
+                                _measured_draws(sf, q, b, laws[q]["excess_scatter"] if q in laws else 0.0))
+                        for q in ("N_opt", "D_opt", "L_opt")}
                 out.append({**base, "approach": "approach3", "quantities": _note_off_centre(rows, sf.fits[b])})
     return out
 

@@ -97,8 +97,9 @@ def section_approach2(doc: dict, figures: dict) -> list[str]:
     if a2["status"] != "fitted":
         return ["## Approach 2: isoFLOP optima", "", a2["reason"], ""]
     lines = ["## Approach 2: isoFLOP optima and their laws", "",
-             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | misfit 1 step ahead (pairs) |",
-             "|---|---|---|---|---|---|---|"]
+             "| law | fitted | parameters | 90 % interval (exponent) | R² | budgets | scatter beyond noise "
+             "| misfit 1 step ahead (pairs) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, law in a2["laws"].items():
         em = law["error_model"]
         s = f"{em['s']:.3g} ({em['n_pairs']})" if em["status"] == "ok" else "none"
@@ -112,13 +113,18 @@ def section_approach2(doc: dict, figures: dict) -> list[str]:
             ivs = f"α [{iv[0]:.4f}, {iv[1]:.4f}]"
         r2 = f"{law['r2']:.4f}" if law["r2"] is not None else "—"
         flags = f" ({', '.join(law['flags'])})" if law["flags"] else ""
-        lines.append(f"| {name} | {law['fitted']} | {params}{flags} | {ivs} | {r2} | {law['n_budgets']} | {s} |")
+        tau = f"{law['excess_scatter']:.3g}" if law.get("excess_scatter") else "0"
+        lines.append(f"| {name} | {law['fitted']} | {params}{flags} | {ivs} | {r2} | {law['n_budgets']} | {tau} "
+                     f"| {s} |")
     choice = a2.get("loss_choice") or {}
     if choice.get("headline"):
         rms = choice.get("backtest_rms")
         detail = (f": nested-backtest RMS error of ln L_opt {rms['L_opt']:.3g} (pure) vs {rms['L_opt_floor']:.3g} "
                   f"(floor) over {choice['n_pairs']} pairs" if rms else f": {choice['rule']}")
         lines += ["", f"Headline loss law: **{choice['headline']}**{detail}."]
+    lines += ["", "Scatter beyond noise: how far (sd of ln) the budgets' optima scatter about the law beyond their "
+                  "own bootstrap noise; the law's intervals and its nested backtests carry it. Misfit 1 step ahead: "
+                  "the extrapolation-error scale learned from the nested backtests."]
     lines.append("")
     if "isoflop" in figures:
         lines += [f"![isoFLOP curves and optimal allocation]({figures['isoflop']})", ""]
