@@ -3,7 +3,8 @@
 From the budgets that pass the isoFLOP checks: N_opt, D_opt and L_opt as power laws k·C^e (the paper's), the loss
 also as L_opt = E + A·C^(-alpha) (``L_opt_floor``), and each generation metric at the optimum (FID, 1 - accuracy,
 CLIP score) as a power law. Each law carries its draws (one refit per bootstrap resample of the budgets' optima,
-all at once) and an error model from nested backtests (``ditlaws.laws.extrapolation``). The headline loss law is
+all at once, the optima widened by the law's excess scatter: ``excess_scatter``) and an error model from nested
+backtests (``ditlaws.laws.extrapolation``). The headline loss law is
 the one with the smaller nested-backtest error on the pairs both can be tested on.
 """
 
