@@ -120,13 +120,14 @@ def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, m
     return pairs
 
 
-def excess_scatter(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray) -> float:
+def excess_scatter(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray,
+                   params: np.ndarray | None = None) -> float:
     """How far the budgets' optima scatter about the law beyond their own bootstrap noise: the sd tau (log space)
     of a between-budget spread, by moments (the residual variance about the point law, per degree of freedom, less
     the budgets' mean bootstrap variance; 0 when the bootstrap explains the scatter or no degree of freedom is
     left). A parabola's bootstrap trusts its shape, so a budget whose curve is off-centre or asymmetric carries an
-    error it does not show; the law's scatter reveals it."""
-    params, _ = _point_params(form, C, y)
+    error it does not show; the law's scatter reveals it. ``params``: the point law, when the caller has it."""
+    params = _point_params(form, C, y)[0] if params is None else params
     dof = len(C) - len(params)
     if dof <= 0:
         return 0.0
@@ -154,9 +155,9 @@ def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y
     if ok.sum() < MIN_TRAIN[form]:
         return None
     C, y, y_draws = C[ok], y[ok], y_draws[:, ok]
-    tau = excess_scatter(form, C, y, y_draws)
-    y_draws = with_scatter(y_draws, tau)
     params, r2 = _point_params(form, C, y)
+    tau = excess_scatter(form, C, y, y_draws, params)
+    y_draws = with_scatter(y_draws, tau)
     draws = forms.quantize(_draw_params(form, C, y_draws))
     law = LawFit(name, form, quantity, params, draws, C, y, r2, excess_scatter=tau)
     needs = (f"an extrapolation-error model needs at least {budgets_for_error_model(form)} budgets with {quantity} "
