@@ -2,10 +2,12 @@
 
 From the budgets that pass the isoFLOP checks: N_opt, D_opt and L_opt as power laws k·C^e (the paper's), the loss
 also as L_opt = E + A·C^(-alpha) (``L_opt_floor``), and each generation metric at the optimum (FID, 1 - accuracy,
-CLIP score) as a power law. Each law carries its draws (one refit per bootstrap resample of the budgets' optima,
-all at once, the optima widened by the law's excess scatter: ``excess_scatter``) and an error model from nested
-backtests (``ditlaws.laws.extrapolation``). The headline loss law is
-the one with the smaller nested-backtest error on the pairs both can be tested on.
+CLIP score) as a power law; FID also as FID = F + A·C^(-alpha) above its measured real-vs-real floor F
+(``FID_floor``: F is measured, not fitted), when the runs measured one and every budget's FID lies above it. Each
+law carries its draws (one refit per bootstrap resample of the budgets' optima, all at once, the optima widened by
+the law's excess scatter: ``excess_scatter``) and an error model from nested backtests
+(``ditlaws.laws.extrapolation``). The headline loss law, and the headline FID law, is the one with the smaller
+nested-backtest error on the pairs both can be tested on.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from ditlaws.laws.bootstrap import OptimaDraws, summarize
 from ditlaws.laws.extrapolation import MIN_PAIRS, ErrorModel, Pair, estimate, log_var, phi
 from ditlaws.laws.isoflop import BudgetFit
 from ditlaws.laws.metrics import BY_LAW
-from ditlaws.laws.powerlaw import FLOOR_MIN_POINTS, fit_floor, fit_power_law, floor_flags, power_draws
+from ditlaws.laws.powerlaw import FLOOR_MIN_POINTS, fit_floor, fit_power_law, floor_flags, floor_min_points, power_draws
 
 NESTED_DRAWS = 200  # resamples used for the noise variances of nested-backtest pairs
 SCATTER_SEED = 20241008  # the excess scatter's normal draws: the same for every law and refit (common random numbers)
 BASE_LABELS = {"N_opt": "optimal parameters N_opt", "D_opt": "optimal tokens D_opt", "L_opt": "loss at the optimum",
-               "L_opt_floor": "loss at the optimum (with a floor)"}
+               "L_opt_floor": "loss at the optimum (with a floor)",
+               "FID_floor": "FID at the optimum (above its real-vs-real floor)"}
 
 
 @dataclass
@@ -43,6 +46,7 @@ class LawFit:
     flags: list[str] = field(default_factory=list)
     bias: dict | None = None  # Approach 2's own bias of this law (``ditlaws.laws.a2bias``), see ``as_dict``
     excess_scatter: float = 0.0  # sd (log space) of the budgets' scatter about the law beyond their bootstrap noise
+    fixed_floor: float | None = None  # a floor law's E when it was measured, not fitted (FID's real-vs-real floor)
 
     @property
     def C_max(self) -> float:
@@ -59,7 +63,7 @@ class LawFit:
         shown = m.from_fitted(self.y) if m else self.y
         out = {"form": self.form, "quantity": self.quantity, "fitted": m.fitted if m else self.quantity,
                "transform": transform, "higher_is_better": bool(m.higher_is_better) if m else False,
-               "label": m.label if m else BASE_LABELS.get(self.name, self.name),
+               "label": BASE_LABELS.get(self.name) or (m.label if m else self.name),
                "params": dict(zip(names, map(float, self.params))),
                "summary": {k: summarize(self.draws[:, i]) for i, k in enumerate(names)},
                "n_budgets": len(self.C), "C_max": self.C_max, "r2": self.r2, "flags": self.flags,
@@ -68,6 +72,8 @@ class LawFit:
                "error_model": self.error_model.as_dict()}
         if self.bias is not None:
             out["a2_bias"] = self.bias
+        if self.fixed_floor is not None:
+            out["fixed_floor"] = self.fixed_floor
         if self.form == "power":
             out["coef"], out["exponent"] = float(np.exp(self.params[0])), float(self.params[1])
         else:
@@ -76,38 +82,45 @@ class LawFit:
         return out
 
 
-def _point_params(form: str, C: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None]:
+def _point_params(form: str, C: np.ndarray, y: np.ndarray,
+                  fixed_floor: float | None = None) -> tuple[np.ndarray, float | None]:
     if form == "power":
         law = fit_power_law(C, y)
         return law.params, law.r2
-    return fit_floor(C, y[None, :])[0], None
+    return fit_floor(C, y[None, :], E=fixed_floor)[0], None
 
 
-def _draw_params(form: str, C: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return power_draws(C, y) if form == "power" else fit_floor(C, y)
+def _draw_params(form: str, C: np.ndarray, y: np.ndarray, fixed_floor: float | None = None) -> np.ndarray:
+    return power_draws(C, y) if form == "power" else fit_floor(C, y, E=fixed_floor)
 
 
 MIN_TRAIN = {"power": 3, "floor": FLOOR_MIN_POINTS}  # fewest budgets of a nested refit
 
 
-def budgets_for_error_model(form: str) -> int:
-    """Fewest budgets whose nested refits (``nested_pairs``: the first k >= MIN_TRAIN predict each later one) give
-    the MIN_PAIRS pairs an error model needs: n budgets give (n - m)(n - m + 1)/2 pairs, m = MIN_TRAIN[form]."""
-    n = MIN_TRAIN[form] + 1
-    while (n - MIN_TRAIN[form]) * (n - MIN_TRAIN[form] + 1) // 2 < MIN_PAIRS:
+def fewest_budgets(form: str, fixed_floor: float | None = None) -> int:
+    """Fewest budgets a law of this form is fitted on (a floor measured beforehand is one parameter fewer)."""
+    return floor_min_points(fixed_floor) if form == "floor" else MIN_TRAIN[form]
+
+
+def budgets_for_error_model(form: str, fixed_floor: float | None = None) -> int:
+    """Fewest budgets whose nested refits (``nested_pairs``: the first k >= fewest_budgets predict each later one) give
+    the MIN_PAIRS pairs an error model needs: n budgets give (n - m)(n - m + 1)/2 pairs, m = fewest_budgets(form)."""
+    m = fewest_budgets(form, fixed_floor)
+    n = m + 1
+    while (n - m) * (n - m + 1) // 2 < MIN_PAIRS:
         n += 1
     return n
 
 
 def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, min_train: int | None = None,
-                 first_origin: int | None = None) -> list[Pair]:
+                 first_origin: int | None = None, fixed_floor: float | None = None) -> list[Pair]:
     """Fit on the first k points (C sorted ascending), predict every later point, for every possible k."""
-    min_train = min_train or MIN_TRAIN[form]
+    min_train = min_train or fewest_budgets(form, fixed_floor)
     sub = y_draws[:NESTED_DRAWS]
     pairs = []
     for k in range(max(min_train, first_origin or 0), len(C)):
-        params, _ = _point_params(form, C[:k], y[:k])
-        pdraws = _draw_params(form, C[:k], sub[:, :k])
+        params, _ = _point_params(form, C[:k], y[:k], fixed_floor)
+        pdraws = _draw_params(form, C[:k], sub[:, :k], fixed_floor)
         later = C[k:]
         basis = phi(np.log(C[:k]), np.log(later))
         pred = forms.evaluate(form, params, later)
@@ -121,14 +134,14 @@ def nested_pairs(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray, m
 
 
 def excess_scatter(form: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray,
-                   params: np.ndarray | None = None) -> float:
+                   params: np.ndarray | None = None, fixed_floor: float | None = None) -> float:
     """How far the budgets' optima scatter about the law beyond their own bootstrap noise: the sd tau (log space)
     of a between-budget spread, by moments (the residual variance about the point law, per degree of freedom, less
     the budgets' mean bootstrap variance; 0 when the bootstrap explains the scatter or no degree of freedom is
     left). A parabola's bootstrap trusts its shape, so a budget whose curve is off-centre or asymmetric carries an
     error it does not show; the law's scatter reveals it. ``params``: the point law, when the caller has it."""
-    params = _point_params(form, C, y)[0] if params is None else params
-    dof = len(C) - len(params)
+    params = _point_params(form, C, y, fixed_floor)[0] if params is None else params
+    dof = len(C) - len(params) + (fixed_floor is not None)
     if dof <= 0:
         return 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -146,32 +159,43 @@ def with_scatter(y_draws: np.ndarray, tau: float) -> np.ndarray:
     return y_draws * np.exp(tau * np.random.default_rng(SCATTER_SEED).standard_normal(y_draws.shape))
 
 
-def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray) -> LawFit | None:
+def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y_draws: np.ndarray,
+            fixed_floor: float | None = None) -> LawFit | None:
     """A law on the budgets where its quantity is known (None when there are too few). The budgets' draws carry
     their excess scatter (``excess_scatter``) before the law's draws and its nested backtests are made, so the law's
     intervals reflect how much its budgets really scatter, and a nested backtest's actual value counts that
-    scatter as noise, not as the law's misfit."""
+    scatter as noise, not as the law's misfit. ``fixed_floor``: a floor law's E, measured beforehand."""
     ok = np.isfinite(y) & (y > 0)
-    if ok.sum() < MIN_TRAIN[form]:
+    if ok.sum() < fewest_budgets(form, fixed_floor):
         return None
     C, y, y_draws = C[ok], y[ok], y_draws[:, ok]
-    params, r2 = _point_params(form, C, y)
-    tau = excess_scatter(form, C, y, y_draws, params)
+    params, r2 = _point_params(form, C, y, fixed_floor)
+    tau = excess_scatter(form, C, y, y_draws, params, fixed_floor)
     y_draws = with_scatter(y_draws, tau)
-    draws = forms.quantize(_draw_params(form, C, y_draws))
-    law = LawFit(name, form, quantity, params, draws, C, y, r2, excess_scatter=tau)
-    needs = (f"an extrapolation-error model needs at least {budgets_for_error_model(form)} budgets with {quantity} "
-             f"(it has {len(C)})")
-    law.error_model = estimate(nested_pairs(form, C, y, y_draws), C, needs=needs)
+    draws = forms.quantize(_draw_params(form, C, y_draws, fixed_floor))
+    law = LawFit(name, form, quantity, params, draws, C, y, r2, excess_scatter=tau, fixed_floor=fixed_floor)
+    needs = (f"an extrapolation-error model needs at least {budgets_for_error_model(form, fixed_floor)} budgets "
+             f"with {quantity} (it has {len(C)})")
+    law.error_model = estimate(nested_pairs(form, C, y, y_draws, fixed_floor=fixed_floor), C, needs=needs)
     if form == "floor":
-        law.flags = floor_flags(params)
+        law.flags = [f for f in floor_flags(params) if not (fixed_floor is not None and f == "E_at_bound_0")]
     return law
 
 
+def fit_fid_floor(C: np.ndarray, fid: np.ndarray, fid_draws: np.ndarray, floor: float | None) -> LawFit | None:
+    """FID = F + A·C^(-alpha) with F the runs' measured real-vs-real floor (``FID_floor``); None without a floor or
+    where a budget's FID at its optimum does not lie above it (there the excess over the floor is noise)."""
+    ok = np.isfinite(fid) & (fid > 0)
+    if floor is None or not ok.any() or np.any(fid[ok] <= floor):
+        return None
+    return fit_law("FID_floor", "floor", "FID", C, fid, fid_draws, fixed_floor=float(floor))
+
+
 def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws,
-             point: dict[str, np.ndarray] | None = None) -> dict[str, LawFit]:
+             point: dict[str, np.ndarray] | None = None, fid_floor: float | None = None) -> dict[str, LawFit]:
     """Every law over the used budgets (``used`` indexes ``fits``, ascending in C); ``point``: the budgets' optima
-    (default: the parabolas' vertices; the bias-corrected ones with ``--a2-correction surface``)."""
+    (default: the parabolas' vertices; the bias-corrected ones with ``--a2-correction surface``); ``fid_floor``:
+    the runs' real-vs-real FID, for ``FID_floor``."""
     C = np.array([fits[i].C for i in used])
     point = point_optima(fits) if point is None else point
     laws = {}
@@ -186,6 +210,10 @@ def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws,
         law = fit_law(name, "power", name, C, point[name][used], optima.of(name)[:, used])
         if law:
             laws[name] = law
+    if "FID" in laws:
+        law = fit_fid_floor(C, point["FID"][used], optima.of("FID")[:, used], fid_floor)
+        if law:
+            laws["FID_floor"] = law
     return laws
 
 
@@ -206,20 +234,34 @@ def point_optima(fits: list[BudgetFit]) -> dict[str, np.ndarray]:
     return out
 
 
-def choose_loss_headline(laws: dict[str, LawFit]) -> dict:
-    """The loss law with the smaller nested-backtest RMS error on the pairs both can be tested on."""
-    pure, floor = laws.get("L_opt"), laws.get("L_opt_floor")
+def choose_headline(laws: dict[str, LawFit], pure_name: str, floor_name: str) -> dict:
+    """Of a quantity's pure power law and its floor law, the one with the smaller nested-backtest RMS error on the
+    pairs both can be tested on (the pure law, the paper's, where the floor law cannot be backtested)."""
+    pure, floor = laws.get(pure_name), laws.get(floor_name)
     if pure is None:
-        return {"headline": "L_opt_floor" if floor else None, "rule": "only one loss law fitted"}
+        return {"headline": floor_name if floor else None, "rule": "only one law fitted"}
     if floor is None:
-        return {"headline": "L_opt", "rule": f"the floor law needs at least {FLOOR_MIN_POINTS} budgets"}
-    first = FLOOR_MIN_POINTS
+        why = (f"the floor law needs at least {FLOOR_MIN_POINTS} budgets" if pure_name == "L_opt" else
+               "no floor law: the runs measured no real-vs-real floor, or a budget's FID does not lie above it")
+        return {"headline": pure_name, "rule": why}
+    first = fewest_budgets(floor.form, floor.fixed_floor)
     pure_pairs = [p for p in pure.error_model.pairs if np.sum(pure.C <= p.origin_C) >= first]
     if not pure_pairs or floor.error_model.status != "ok":
-        return {"headline": "L_opt", "rule": f"too few budgets to backtest the floor law (it needs "
-                                             f"{FLOOR_MIN_POINTS + 1}); the pure power law (the paper's) is kept"}
-    rms = {"L_opt": float(np.sqrt(np.mean([p.error**2 for p in pure_pairs]))),
-           "L_opt_floor": float(np.sqrt(np.mean([p.error**2 for p in floor.error_model.pairs])))}
-    headline = "L_opt_floor" if rms["L_opt_floor"] < rms["L_opt"] else "L_opt"
-    return {"headline": headline, "rule": "smaller RMS error of ln L_opt in nested backtests (same pairs)",
+        return {"headline": pure_name, "rule": f"too few budgets to backtest the floor law (it needs "
+                                               f"{first + 1}); the pure power law (the paper's) is kept"}
+    rms = {pure_name: float(np.sqrt(np.mean([p.error**2 for p in pure_pairs]))),
+           floor_name: float(np.sqrt(np.mean([p.error**2 for p in floor.error_model.pairs])))}
+    headline = floor_name if rms[floor_name] < rms[pure_name] else pure_name
+    return {"headline": headline, "rule": f"smaller RMS error of ln {pure.quantity} in nested backtests (same pairs)",
             "backtest_rms": rms, "n_pairs": len(pure_pairs)}
+
+
+def choose_loss_headline(laws: dict[str, LawFit]) -> dict:
+    """The loss law (pure or with a fitted floor) that backtests better."""
+    return choose_headline(laws, "L_opt", "L_opt_floor")
+
+
+def choose_fid_headline(laws: dict[str, LawFit]) -> dict:
+    """The FID law (pure, the paper's, or above its measured real-vs-real floor) that backtests better; {} when no
+    FID was measured."""
+    return choose_headline(laws, "FID", "FID_floor") if "FID" in laws else {}

@@ -17,7 +17,7 @@ import numpy as np
 
 from ditlaws.laws import forms
 from ditlaws.laws.a2bias import law_bias
-from ditlaws.laws.approach2 import choose_loss_headline, fit_law, with_scatter
+from ditlaws.laws.approach2 import choose_fid_headline, choose_loss_headline, fit_law, with_scatter
 from ditlaws.laws.approach3 import Reference, bootstrap, error_models
 from ditlaws.laws.bootstrap import summarize
 from ditlaws.laws.metrics import BY_LAW, fid_floor_block
@@ -83,13 +83,13 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
         fitted = {}
         for name, full in sf.laws.items():
             law = fit_law(name, full.form, full.quantity, sf.C[train], point[full.quantity][train],
-                          sf.optima.of(full.quantity)[:, train])
+                          sf.optima.of(full.quantity)[:, train], fixed_floor=full.fixed_floor)
             if law is not None:
                 if full.bias is not None:  # Approach 2's bias over the training budgets only
                     law.bias = law_bias(sf.a2_bias.subset(train), law.form, law.quantity, sf.a2_factors is not None)
                 fitted[name] = law
         laws = {name: law.as_dict() for name, law in fitted.items()}
-        headline = choose_loss_headline(fitted).get("headline")
+        headline = {choose_loss_headline(fitted).get("headline"), choose_fid_headline(fitted).get("headline")}
         a3 = _approach3_block(sf, train, rng) if sf.a3.status == "fitted" else None
         for b in held:
             C = sf.fits[b].C
@@ -109,8 +109,8 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
                     continue
                 rows[name] = _row(q, float(back(actual)), back(_measured_draws(sf, law["quantity"], b,
                                                                               law["excess_scatter"])))
-                if name in ("L_opt", "L_opt_floor"):
-                    rows[name]["headline"] = name == headline
+                if name in ("L_opt", "L_opt_floor", "FID", "FID_floor"):
+                    rows[name]["headline"] = name in headline
             out.append({**base, "approach": "approach2", "quantities": _note_off_centre(rows, sf.fits[b])})
             if a3 is not None:
                 rows = {q: _row(pick(law_summary(a3["laws"][q], [C], a3), 0), float(point[q][b]),

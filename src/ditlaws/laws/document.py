@@ -68,6 +68,7 @@ def approach2_block(sf: StudyFit) -> dict:
     block.update({
         "laws": {name: law.as_dict() for name, law in sf.laws.items()},
         "loss_choice": sf.loss_choice,
+        **({"fid_choice": sf.fid_choice} if sf.fid_choice else {}),
         "a2_bias": sf.a2_bias.as_dict(o.a2_correction),
         "optimum_method": o.optimum, "metric_method": o.fid_method,
         "D_opt_rule": "ln D of the budget's runs regressed on ln N, at N_opt (= C/(6 N_opt) when C = 6ND)",

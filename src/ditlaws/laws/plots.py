@@ -227,7 +227,7 @@ def loss_metrics_plot(fit: FitResult):
     ax.set_title("loss of compute-optimal models (values: the headline law)", fontsize=9)
     for ax, name in zip(axes[1:], metric_names):
         law_panel(ax, fit, name, color="C3")
-        floor = fit.fid_floor if name == "FID" else None
+        floor = fit.fid_floor if fit.laws()[name]["quantity"] == "FID" else None
         if floor:
             ax.axhline(floor["value"], color="k", ls="--", lw=1, label=f"real-vs-real floor {floor['value']:.4g}")
             lo, hi = ax.get_ylim()

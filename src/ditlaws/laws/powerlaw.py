@@ -14,6 +14,7 @@ import numpy as np
 
 FLOOR_ALPHA_RANGE = (1e-3, 3.0)
 FLOOR_MIN_POINTS = 4  # three parameters: at least one spare point
+FIXED_FLOOR_MIN_POINTS = 3  # the floor known beforehand: two parameters
 FLAT = -1e30  # ln A when A = 0 (a flat law; finite so that it survives JSON and float32)
 
 
@@ -69,12 +70,19 @@ def power_draws(C: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([intercept, slope], axis=1)
 
 
-def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarray):
-    """For each row's alpha: (E, A) minimising sum w·((L - E - A·z) / L)², z = (C/C_ref)^-alpha, with E, A >= 0.
+def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarray, E_fixed: float | None = None):
+    """For each row's alpha: (E, A) minimising sum w·((L - E - A·z) / L)², z = (C/C_ref)^-alpha, with E, A >= 0
+    (A alone, >= 0, where E is fixed).
 
     lnC is centred (ln C - ln C_ref); L, w [R, B]; alpha [R] -> E, A, log-space SSE, each [R]."""
     z = np.exp(-alpha[:, None] * lnC[None, :])
     q = w / L**2
+    if E_fixed is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A = np.maximum((q * z * (L - E_fixed)).sum(1) / (q * z * z).sum(1), 0.0)
+            resid = np.log(L) - np.log(E_fixed + A[:, None] * z)
+        sse = np.where(w > 0, w * resid**2, 0.0).sum(1)
+        return np.full_like(A, E_fixed), A, np.where(np.isfinite(sse), sse, np.inf)
     s1, sz, szz = q.sum(1), (q * z).sum(1), (q * z * z).sum(1)
     sl, szl = (q * L).sum(1), (q * z * L).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -91,10 +99,17 @@ def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarra
     return E, A, np.where(np.isfinite(sse), sse, np.inf)
 
 
-def fit_floor(C: np.ndarray, L: np.ndarray, n_grid: int = 96, n_golden: int = 40) -> np.ndarray:
+def floor_min_points(E: float | None = None) -> int:
+    """Fewest points of a floor law: one more than its free parameters."""
+    return FLOOR_MIN_POINTS if E is None else FIXED_FLOOR_MIN_POINTS
+
+
+def fit_floor(C: np.ndarray, L: np.ndarray, n_grid: int = 96, n_golden: int = 40,
+              E: float | None = None) -> np.ndarray:
     """Batched L = E + A·C^-alpha: C [B], L [R, B] (NaN = missing) -> params [R, 3] = (E, ln A, alpha).
 
-    Rows with fewer than FLOOR_MIN_POINTS points give NaN."""
+    ``E``: a floor known beforehand (FID's real-vs-real floor), not fitted. Rows with fewer points than
+    ``floor_min_points(E)`` give NaN."""
     L = np.atleast_2d(np.asarray(L, dtype=float))
     lnC_raw = np.log(np.asarray(C, dtype=float))
     ref = float(np.mean(lnC_raw))
@@ -104,7 +119,7 @@ def fit_floor(C: np.ndarray, L: np.ndarray, n_grid: int = 96, n_golden: int = 40
     wf = w.astype(float)
     R = L.shape[0]
     grid = np.geomspace(*FLOOR_ALPHA_RANGE, n_grid)
-    sse = np.stack([_floor_solve(lnC, Lf, wf, np.full(R, a))[2] for a in grid], axis=1)
+    sse = np.stack([_floor_solve(lnC, Lf, wf, np.full(R, a), E)[2] for a in grid], axis=1)
     best = np.argmin(sse, axis=1)
     lo = np.log(grid[np.maximum(best - 1, 0)])
     hi = np.log(grid[np.minimum(best + 1, n_grid - 1)])
@@ -113,14 +128,14 @@ def fit_floor(C: np.ndarray, L: np.ndarray, n_grid: int = 96, n_golden: int = 40
     a, b = lo, hi
     for _ in range(n_golden):
         c, d = b - g * (b - a), a + g * (b - a)
-        left = _floor_solve(lnC, Lf, wf, np.exp(c))[2] < _floor_solve(lnC, Lf, wf, np.exp(d))[2]
+        left = _floor_solve(lnC, Lf, wf, np.exp(c), E)[2] < _floor_solve(lnC, Lf, wf, np.exp(d), E)[2]
         a, b = np.where(left, a, c), np.where(left, d, b)
     alpha = np.exp((a + b) / 2)
-    E, A, _ = _floor_solve(lnC, Lf, wf, alpha)
+    E_fit, A, _ = _floor_solve(lnC, Lf, wf, alpha, E)
     with np.errstate(divide="ignore"):  # back to raw C: A·(C/C_ref)^-alpha = (A·C_ref^alpha)·C^-alpha
         ln_a = np.where(A > 0, np.log(np.where(A > 0, A, 1.0)) + alpha * ref, FLAT)
-    out = np.stack([E, ln_a, alpha], axis=1)
-    out[w.sum(1) < FLOOR_MIN_POINTS] = np.nan
+    out = np.stack([E_fit, ln_a, alpha], axis=1)
+    out[w.sum(1) < floor_min_points(E)] = np.nan
     return out
 
 

@@ -5,6 +5,7 @@
     p = fit.predict(1.5e21)
     p["approach2"]["N_opt"]  # {"value", "median", "ci90_noise", "ci95_noise", "ci90", "ci95", "notes", ...}
     p["headline"]["L_opt"]   # ["approach2", "L_opt_floor"]: which loss law the fit trusts most
+    p["headline"]["FID"]     # ["approach2", "FID_floor"]: which FID law (pure, or above the floor), when FID was fitted
     fit.law_curve("N_opt", C_grid)  fit.isoflop_curves()  fit.backtest_points()  fit.runs_vs_approach3()
     fit.exponents()  fit.studies  fit.for_study("crossattn")
 
@@ -24,7 +25,8 @@ Accuracy is fitted on its odds (``transform: odds``, acc / (1 - acc) = k·C^d) a
 and interval inside (0, 1); earlier fits' ``one_minus`` laws (1 - accuracy) come back flipped and clipped to [0, 1].
 FID is never predicted below ``fid_floor`` (the real-vs-real FID of the runs' extractor and sample count, when the
 fit has one): a law value under it is clipped to it (``law_value`` keeps the law's own number), with a note and a
-warning. Nothing here refits or draws random numbers, so the numbers
+warning (the warning only where that law is the headline FID law). ``FID_floor`` (FID = F + A·C^-alpha, F that floor)
+never goes below it. Nothing here refits or draws random numbers, so the numbers
 are equal to fit.json's own ``predictions`` for the same budget.
 """
 
@@ -158,6 +160,7 @@ class FitResult:
         pairing = self.doc.get("loss_to_fid")
         if pairing and pairing.get("status") == "fitted":
             out["fid_from_loss"] = self._fid_from_loss(pairing, C)
+        fid_head = self.headline.get("FID", ["approach2", "FID"])
         for label, q in (("FID", out["approach2"].get("FID")), ("FID from the loss", out.get("fid_from_loss"))):
             if q and q.get("law_value") is not None and q["law_value"] < q["value"]:
                 f = self.fid_floor
@@ -165,8 +168,8 @@ class FitResult:
                         f"(two sets of real images, the runs' own feature extractor and sample count); no model can "
                         f"be expected to measure less, so the prediction is clipped to the floor")
                 q["notes"].append(note)
-                if label == "FID" or "FID" not in out["approach2"]:  # one warning for one floor
-                    out["warnings"].append(f"{label}: {note}")
+                if (label == "FID" and fid_head == ["approach2", "FID"]) or "FID" not in out["approach2"]:
+                    out["warnings"].append(f"{label}: {note}")  # one warning for one floor, not when another law leads
         return out
 
     @property
@@ -212,6 +215,10 @@ class FitResult:
                 out[approach]["L_opt"]["headline"] = head == [approach, "L_opt"]
         if "L_opt_floor" in out["approach2"]:
             out["approach2"]["L_opt_floor"]["headline"] = head == ["approach2", "L_opt_floor"]
+        fid_head = self.headline.get("FID")
+        for name in ("FID", "FID_floor"):
+            if fid_head and name in out["approach2"]:
+                out["approach2"][name]["headline"] = fid_head == ["approach2", name]
         pure = out["approach2"].get("L_opt")
         if pure is None:
             return

@@ -73,14 +73,16 @@ def answer(doc: dict) -> str:
         which, q = head
         text += (f"; expected loss **{num(q['value'])}** (90 % interval {interval(q['ci90'] or q['ci90_noise'], num)}"
                  f", headline law `{which}`)")
-    for name, label in (("FID", "FID"), ("accuracy", "accuracy"), ("clip_score", "CLIP score")):
+    fid = ((doc.get("headline") or {}).get("FID") or ["approach2", "FID"])[1]
+    for name, label in ((fid, "FID"), ("accuracy", "accuracy"), ("clip_score", "CLIP score")):
         if name in a2:
             q = a2[name]
             if q.get("law_value") is not None and q["law_value"] < q["value"]:
                 text += (f", {label} **at its real-vs-real floor {num(q['value'])}** (the law's {num(q['law_value'])} "
                          f"lies below what two sets of real images measure)")
                 continue
-            text += f", {label} **{num(q['value'])}** (90 % interval {interval(q['ci90'] or q['ci90_noise'], num)})"
+            text += f", {label} **{num(q['value'])}** (90 % interval {interval(q['ci90'] or q['ci90_noise'], num)}"
+            text += f", headline law `approach2.{name}`)" if name == fid and fid != "FID" else ")"
     which = "Approach 2 (isoFLOP optima)" if src is a2 else "Approach 3 (parametric L(N, D))"
     text += (f". From {which} of study `{doc['study']}`; the intervals include the extrapolation error learned from "
              f"nested backtests where the data allowed one (noise-only intervals in the tables below).")
@@ -116,12 +118,14 @@ def section_approach2(doc: dict, figures: dict) -> list[str]:
         tau = f"{law['excess_scatter']:.3g}" if law.get("excess_scatter") else "0"
         lines.append(f"| {name} | {law['fitted']} | {params}{flags} | {ivs} | {r2} | {law['n_budgets']} | {tau} "
                      f"| {s} |")
-    choice = a2.get("loss_choice") or {}
-    if choice.get("headline"):
-        rms = choice.get("backtest_rms")
-        detail = (f": nested-backtest RMS error of ln L_opt {rms['L_opt']:.3g} (pure) vs {rms['L_opt_floor']:.3g} "
-                  f"(floor) over {choice['n_pairs']} pairs" if rms else f": {choice['rule']}")
-        lines += ["", f"Headline loss law: **{choice['headline']}**{detail}."]
+    for what, key, pure, floor in (("loss", "loss_choice", "L_opt", "L_opt_floor"),
+                                   ("FID", "fid_choice", "FID", "FID_floor")):
+        choice = a2.get(key) or {}
+        if choice.get("headline"):
+            rms = choice.get("backtest_rms")
+            detail = (f": nested-backtest RMS error of ln {pure} {rms[pure]:.3g} (pure) vs {rms[floor]:.3g} "
+                      f"(floor) over {choice['n_pairs']} pairs" if rms else f": {choice['rule']}")
+            lines += ["", f"Headline {what} law: **{choice['headline']}**{detail}."]
     lines += ["", "Scatter beyond noise: how far (sd of ln) the budgets' optima scatter about the law beyond their "
                   "own bootstrap noise; the law's intervals and its nested backtests carry it. Misfit 1 step ahead: "
                   "the extrapolation-error scale learned from the nested backtests."]

@@ -14,10 +14,11 @@ import numpy as np
 
 from ditlaws.errors import UserError
 from ditlaws.laws.a2bias import CORRECTIONS, A2Bias, correct_optima, correction_factors, law_bias, measure
-from ditlaws.laws.approach2 import LawFit, choose_loss_headline, corrected, fit_laws, point_optima
+from ditlaws.laws.approach2 import LawFit, choose_fid_headline, choose_loss_headline, corrected, fit_laws, point_optima
 from ditlaws.laws.approach3 import A3_BOOTSTRAP_METHODS, Approach3Fit, Reference, fit_approach3
 from ditlaws.laws.bootstrap import BOOTSTRAP_METHODS, Draws, OptimaDraws, budget_optima, draw
 from ditlaws.laws.isoflop import FID_METHODS, OPTIMUM_METHODS, BudgetFit, fit_isoflops
+from ditlaws.laws.metrics import fid_floor_block
 from ditlaws.laws.parametric import ESTIMATORS, SOLVERS, fit_parametric
 from ditlaws.laws.table import FLOP_CONVENTIONS, RunTable
 from ditlaws.options import option
@@ -87,6 +88,7 @@ class StudyFit:
     optima: OptimaDraws | None = None
     laws: dict[str, LawFit] = field(default_factory=dict)
     loss_choice: dict = field(default_factory=dict)
+    fid_choice: dict = field(default_factory=dict)
     a3: Approach3Fit = field(default_factory=lambda: Approach3Fit("skipped", "Approach 3 not requested"))
     a2_bias: A2Bias = field(default_factory=lambda: A2Bias("none", note="Approach 2 not fitted"))
     a2_factors: dict[str, np.ndarray] | None = None  # ln bias removed from each budget's optima, when corrected
@@ -109,11 +111,14 @@ class StudyFit:
 
     @property
     def headline(self) -> dict[str, list[str]]:
+        out = {}
         if self.a2_status == "fitted" and self.loss_choice.get("headline"):
-            return {"L_opt": ["approach2", self.loss_choice["headline"]]}
-        if self.a3.status == "fitted":
-            return {"L_opt": ["approach3", "L_opt"]}
-        return {}
+            out["L_opt"] = ["approach2", self.loss_choice["headline"]]
+        elif self.a3.status == "fitted":
+            out["L_opt"] = ["approach3", "L_opt"]
+        if self.a2_status == "fitted" and self.fid_choice.get("headline"):
+            out["FID"] = ["approach2", self.fid_choice["headline"]]
+        return out
 
 
 def _surface(table: RunTable, options: FitOptions):
@@ -150,11 +155,13 @@ def fit_study(table: RunTable, options: FitOptions, rng: np.random.Generator, st
         if options.a2_correction == "surface" and sf.a2_bias.status == "measured":
             sf.a2_factors = correction_factors(sf.a2_bias, len(fits))
             sf.optima = correct_optima(sf.optima, sf.a2_factors)
-        sf.laws = fit_laws(fits, used, sf.optima, sf.point_optima())
+        floor = fid_floor_block(table)
+        sf.laws = fit_laws(fits, used, sf.optima, sf.point_optima(), floor["value"] if floor else None)
         for law in sf.laws.values():
             if law.quantity in ("N_opt", "D_opt", "L_opt"):
                 law.bias = law_bias(sf.a2_bias, law.form, law.quantity, sf.a2_factors is not None)
         sf.loss_choice = choose_loss_headline(sf.laws)
+        sf.fid_choice = choose_fid_headline(sf.laws)
         invalid = 1.0 - sf.optima.valid[:, used].mean()
         if invalid > 0.05:
             sf.warnings.append(f"{invalid:.0%} of (resample, budget) vertex fits had no interior minimum and were "

@@ -14,7 +14,7 @@ from ditlaws.laws.plots import law_panel, plain_log_ticks
 from ditlaws.laws.predict import FitResult
 from ditlaws.space.tables import backtest_interval
 
-ORDER = ("N_opt", "D_opt", "L_opt", "L_opt_floor", "FID")
+ORDER = ("N_opt", "D_opt", "L_opt", "L_opt_floor", "FID", "FID_floor")
 APPROACH_COLOR = {"approach2": "C0", "approach3": "C2"}
 
 
@@ -193,7 +193,7 @@ def laws(fit: FitResult, C: float | None = None) -> Figure:
         law_panel(ax, fit, name, approach, color=APPROACH_COLOR[approach], points=approach == "approach2")
         if approach == "approach3":
             ax.set_title(f"{name} (Approach 3)", fontsize=9)
-        floor = fit.fid_floor if name == "FID" else None
+        floor = fit.fid_floor if fit.laws(approach)[name].get("quantity") == "FID" else None
         if floor:  # what two sets of real images measure: no FID prediction goes below it
             ax.axhline(floor["value"], color="k", ls="--", lw=1, label=f"real-vs-real floor {floor['value']:.4g}")
             lo, hi = ax.get_ylim()

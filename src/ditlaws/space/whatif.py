@@ -4,7 +4,8 @@
     answer["N_opt"]["value"], answer["loss"]["ci90"], answer["preset"]["depth"], answer["warnings"]
 
 N_opt and D_opt are Approach 2's laws (the paper's), Approach 3's when Approach 2 was not fitted; the loss is the law
-the fit marks as its headline; FID is the FID law at the optimum, else FID through the loss (FID = k·L^p). Images
+the fit marks as its headline; FID is the headline FID law at the optimum (the pure law, or the one above the
+real-vs-real floor), else FID through the loss (FID = k·L^p). Images
 are D_opt / tokens_per_sample, the fit's own tokens per sample (a unit conversion, absent when fit.json has none).
 Intervals are the 90 % ones with extrapolation error, or run noise only where the fit had no nested backtest.
 """
@@ -42,8 +43,9 @@ def what_if(fit: FitResult, C: float, presets: list[dict] | None = None) -> dict
            "N_opt": _first(p, "N_opt"), "D_opt": _first(p, "D_opt")}
     approach, name = p["headline"].get("L_opt") or ("approach2", "L_opt")
     out["loss"] = _entry(p.get(approach, {}).get(name), f"{approach} {name} (headline)") or _first(p, "L_opt")
-    if "FID" in p["approach2"]:
-        out["FID"] = _entry(p["approach2"]["FID"], "approach2 FID")
+    fid = (p["headline"].get("FID") or ("approach2", "FID"))[1]
+    if fid in p["approach2"]:
+        out["FID"] = _entry(p["approach2"][fid], f"approach2 {fid}" + (" (headline)" if fid != "FID" else ""))
     else:
         out["FID"] = _entry(p.get("fid_from_loss"), "FID = k·L^p through the headline loss")
     tps = fit.doc.get("tokens_per_sample")
