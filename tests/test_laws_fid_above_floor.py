@@ -84,3 +84,23 @@ def test_no_floor_law_where_a_budget_lies_on_the_floor():
     doc = fit_document(demo_table(fid_floor=1900.0, accuracy=False), FitOptions(n_boot=50, parametric=False, holdout=0))
     assert "FID_floor" not in doc["approach2"]["laws"] and doc["headline"]["FID"] == ["approach2", "FID"]
     assert "no floor law" in doc["approach2"]["fid_choice"]["rule"]
+
+
+def test_fig3_draws_both_fid_laws_in_one_panel(doc):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ditlaws.laws.plots import loss_metrics_plot
+
+    fig = loss_metrics_plot(load_fit(doc))
+    try:
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(panels) == 2  # the loss and FID: no panel of its own for the floor law
+        labels = [line.get_label() for line in panels[1].get_lines()]
+        assert any(lab.startswith("above the floor [headline]: 1500 + ") for lab in labels)
+        assert any(lab.startswith("pure: ") for lab in labels)
+        assert panels[1].get_title() == "FID (values: the headline law)"
+    finally:
+        plt.close(fig)

@@ -211,7 +211,8 @@ def loss_metrics_plot(fit: FitResult):
     """Fig. 3 style: the loss of compute-optimal models (pure, with a floor, Approach 3) and each generation
     metric at the optimum, against C: one panel each, three a row. FID shows its real-vs-real floor; accuracy is
     drawn on [0, 1] from the smallest fitted budget on."""
-    metric_names = [n for n, law in fit.laws().items() if law["quantity"] not in ("N_opt", "D_opt", "L_opt")]
+    metric_names = [n for n, law in fit.laws().items()
+                    if law["quantity"] not in ("N_opt", "D_opt", "L_opt") and n != "FID_floor"]  # drawn with FID
     fig, axes = _panel_grid(1 + len(metric_names))
     ax = axes[0]
     head = fit.headline.get("L_opt") or []
@@ -225,15 +226,24 @@ def loss_metrics_plot(fit: FitResult):
                       annotate=head == [approach, name])
     ax.set_ylabel("loss at the optimum")
     ax.set_title("loss of compute-optimal models (values: the headline law)", fontsize=9)
+    fid_head = (fit.headline.get("FID") or [None, None])[1]
     for ax, name in zip(axes[1:], metric_names):
-        law_panel(ax, fit, name, color="C3")
+        both = name == "FID" and "FID_floor" in fit.laws()
+        pure = f"pure{' [headline]' if fid_head == 'FID' else ''}: " if both else ""
+        law_panel(ax, fit, name, color="C3", prefix=pure, annotate=not both or fid_head == "FID")
+        if both:  # as the loss: the pure law (the paper's) and the law above the floor, the headline marked
+            law_panel(ax, fit, "FID_floor", color="C2", band_labels=False, points=False,
+                      annotate=fid_head == "FID_floor",
+                      prefix=f"above the floor{' [headline]' if fid_head == 'FID_floor' else ''}: ")
         floor = fit.fid_floor if fit.laws()[name]["quantity"] == "FID" else None
         if floor:
             ax.axhline(floor["value"], color="k", ls="--", lw=1, label=f"real-vs-real floor {floor['value']:.4g}")
             lo, hi = ax.get_ylim()
             ax.set_ylim(min(lo, floor["value"] / 1.2), max(hi, floor["value"] * 1.2))
             ax.legend(fontsize=6.5, loc="best", framealpha=0.85)
-        ax.set_title(fit.laws()[name].get("label", name), fontsize=9)
+        ax.set_title(fit.laws()[name].get("label", name) + (" (values: the headline law)" if both else ""), fontsize=9)
+        if both:
+            ax.set_ylabel("FID at the optimum")
     fig.suptitle(f"{fit.study}: compute-optimal loss and generation metrics (red stars: predictions, 90 % "
                  "intervals)", fontsize=10)
     return fig
