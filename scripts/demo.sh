@@ -65,7 +65,8 @@ print(f"\nDemo done in {took}: {cost['isoflop_points']} isoFLOP points over {cos
 for row in doc.get("backtest") or []:
     if row["holdout"] != 1 or row["approach"] != "approach2":
         continue
-    for name in ("N_opt", "L_opt", "L_opt_floor"):
+    fid = ((doc.get("headline") or {}).get("FID") or [None, None])[1]  # FID's headline law, when FID was fitted
+    for name in ("N_opt", "L_opt", "L_opt_floor", fid):
         q = row["quantities"].get(name)
         if q is None:
             continue
