@@ -61,6 +61,18 @@ def test_a_study_near_its_floor_leads_with_the_floor_law(doc):
     assert abs(np.log(head["value"] / true_fid(TARGET))) < abs(np.log(pure["value"] / true_fid(TARGET)))
 
 
+def test_the_choice_counts_the_pure_law_clipped_at_the_floor(doc):
+    """Predictions never go below the floor, so the pure law is judged by what it would have predicted."""
+    pure = doc["approach2"]["laws"]["FID"]
+    actual = dict(zip(pure["fitted_on"]["C"], pure["fitted_on"]["value"]))
+    pairs = pure["error_model"]["pairs"]
+    assert any(p["error"] > np.log(actual[p["C"]] / FLOOR) for p in pairs)  # the law fell below the floor somewhere
+    clipped = [min(p["error"], np.log(actual[p["C"]] / FLOOR)) for p in pairs]
+    choice = doc["approach2"]["fid_choice"]
+    assert choice["n_pairs"] == len(pairs)
+    assert choice["backtest_rms"]["FID"] == pytest.approx(np.sqrt(np.mean(np.square(clipped))), rel=1e-9)
+
+
 def test_its_backtests_cover_and_mark_the_headline(doc):
     rows = [bt["quantities"] for bt in doc["backtest"] if bt["approach"] == "approach2"]
     assert rows and all(q["FID_floor"]["covered"] for q in rows)

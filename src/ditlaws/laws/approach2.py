@@ -236,7 +236,8 @@ def point_optima(fits: list[BudgetFit]) -> dict[str, np.ndarray]:
 
 def choose_headline(laws: dict[str, LawFit], pure_name: str, floor_name: str) -> dict:
     """Of a quantity's pure power law and its floor law, the one with the smaller nested-backtest RMS error on the
-    pairs both can be tested on (the pure law, the paper's, where the floor law cannot be backtested)."""
+    pairs both can be tested on (the pure law, the paper's, where the floor law cannot be backtested). Against a
+    measured floor (FID's) the pure law's predictions count clipped at it, as predictions are."""
     pure, floor = laws.get(pure_name), laws.get(floor_name)
     if pure is None:
         return {"headline": floor_name if floor else None, "rule": "only one law fitted"}
@@ -249,7 +250,11 @@ def choose_headline(laws: dict[str, LawFit], pure_name: str, floor_name: str) ->
     if not pure_pairs or floor.error_model.status != "ok":
         return {"headline": pure_name, "rule": f"too few budgets to backtest the floor law (it needs "
                                                f"{first + 1}); the pure power law (the paper's) is kept"}
-    rms = {pure_name: float(np.sqrt(np.mean([p.error**2 for p in pure_pairs]))),
+    pure_errors = [p.error for p in pure_pairs]
+    if floor.fixed_floor is not None:  # the pure law as predictions give it: never below the measured floor
+        actual = dict(zip(pure.C.tolist(), pure.y.tolist()))
+        pure_errors = [min(e, float(np.log(actual[p.C] / floor.fixed_floor))) for e, p in zip(pure_errors, pure_pairs)]
+    rms = {pure_name: float(np.sqrt(np.mean(np.square(pure_errors)))),
            floor_name: float(np.sqrt(np.mean([p.error**2 for p in floor.error_model.pairs])))}
     headline = floor_name if rms[floor_name] < rms[pure_name] else pure_name
     return {"headline": headline, "rule": f"smaller RMS error of ln {pure.quantity} in nested backtests (same pairs)",
