@@ -27,7 +27,7 @@ NESTED_DRAWS = 200  # resamples used for the noise variances of nested-backtest 
 SCATTER_SEED = 20241008  # the excess scatter's normal draws: the same for every law and refit (common random numbers)
 BASE_LABELS = {"N_opt": "optimal parameters N_opt", "D_opt": "optimal tokens D_opt", "L_opt": "loss at the optimum",
                "L_opt_floor": "loss at the optimum (with a floor)",
-               "FID_floor": "FID at the optimum (above its real-vs-real floor)"}
+               "FID_floor": "FID at the optimum (with its floor)"}
 
 
 @dataclass

@@ -73,14 +73,18 @@ def _drawable(r: dict) -> bool:
     return _positive(r.get("actual")) and _positive(r.get("predicted"))
 
 
+def _in_order(name: str) -> tuple[int, str]:
+    """ORDER's laws first, in its order (each floor law beside its pure one); the rest by name."""
+    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
+
 def predicted_vs_actual(fit: FitResult) -> Figure:
     """Every backtest point: the held-out budget's measured value (x, its 90 % interval) against the value the
     smaller budgets predicted (y, its 90 % interval with extrapolation error, or run noise only where the fit had no
     model of it), one panel per quantity. Points without a finite positive value are left out (the table lists
     them)."""
     rows = [r for r in fit.backtest_points() if _drawable(r)]
-    names = sorted({str(r["quantity"]) for r in rows},
-                   key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    names = sorted({str(r["quantity"]) for r in rows}, key=_in_order)
     if not names:
         return _empty("No backtest: the fit had too few budgets to hold the largest one out."
                       if not fit.backtest_points() else "No backtest point has a finite positive value to draw.")
@@ -184,7 +188,7 @@ def _mark(ax, fit: FitResult, approach: str, name: str, C: float | None) -> None
 def laws(fit: FitResult, C: float | None = None) -> Figure:
     """The power laws with their 90 % bands (run noise, and with extrapolation error), the fitted budget optima,
     fit.json's own prediction targets (red stars) and the chosen budget (orange)."""
-    panels = [("approach2", n) for n in fit.laws("approach2")]
+    panels = [("approach2", n) for n in sorted(fit.laws("approach2"), key=_in_order)]
     panels += [("approach3", n) for n in fit.laws("approach3") if ("approach2", n) not in panels]
     if not panels:
         return _empty("No power law was fitted.")
