@@ -210,10 +210,10 @@ def fit_laws(fits: list[BudgetFit], used: np.ndarray, optima: OptimaDraws,
         law = fit_law(name, "power", name, C, point[name][used], optima.of(name)[:, used])
         if law:
             laws[name] = law
-    if "FID" in laws:
-        law = fit_fid_floor(C, point["FID"][used], optima.of("FID")[:, used], fid_floor)
-        if law:
-            laws["FID_floor"] = law
+        if law and name == "FID":  # beside it, as the loss's floor law
+            floor_law = fit_fid_floor(C, point["FID"][used], optima.of("FID")[:, used], fid_floor)
+            if floor_law:
+                laws["FID_floor"] = floor_law
     return laws
 
 

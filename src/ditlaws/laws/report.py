@@ -123,8 +123,9 @@ def section_approach2(doc: dict, figures: dict) -> list[str]:
         choice = a2.get(key) or {}
         if choice.get("headline"):
             rms = choice.get("backtest_rms")
-            detail = (f": nested-backtest RMS error of ln {pure} {rms[pure]:.3g} (pure) vs {rms[floor]:.3g} "
-                      f"(floor) over {choice['n_pairs']} pairs" if rms else f": {choice['rule']}")
+            clipped = ", clipped at the real-vs-real floor as predictions are" if pure == "FID" else ""
+            detail = (f": nested-backtest RMS error of ln {pure} {rms[pure]:.3g} (pure{clipped}) vs "
+                      f"{rms[floor]:.3g} (floor) over {choice['n_pairs']} pairs" if rms else f": {choice['rule']}")
             lines += ["", f"Headline {what} law: **{choice['headline']}**{detail}."]
     lines += ["", "Scatter beyond noise: how far (sd of ln) the budgets' optima scatter about the law beyond their "
                   "own bootstrap noise; the law's intervals and its nested backtests carry it. Misfit 1 step ahead: "
