@@ -178,7 +178,7 @@ def fit_law(name: str, form: str, quantity: str, C: np.ndarray, y: np.ndarray, y
              f"with {quantity} (it has {len(C)})")
     law.error_model = estimate(nested_pairs(form, C, y, y_draws, fixed_floor=fixed_floor), C, needs=needs)
     if form == "floor":
-        law.flags = [f for f in floor_flags(params) if not (fixed_floor is not None and f == "E_at_bound_0")]
+        law.flags = floor_flags(params)
     return law
 
 

@@ -70,19 +70,8 @@ def power_draws(C: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([intercept, slope], axis=1)
 
 
-def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarray, E_fixed: float | None = None):
-    """For each row's alpha: (E, A) minimising sum w·((L - E - A·z) / L)², z = (C/C_ref)^-alpha, with E, A >= 0
-    (A alone, >= 0, where E is fixed).
-
-    lnC is centred (ln C - ln C_ref); L, w [R, B]; alpha [R] -> E, A, log-space SSE, each [R]."""
-    z = np.exp(-alpha[:, None] * lnC[None, :])
-    q = w / L**2
-    if E_fixed is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            A = np.maximum((q * z * (L - E_fixed)).sum(1) / (q * z * z).sum(1), 0.0)
-            resid = np.log(L) - np.log(E_fixed + A[:, None] * z)
-        sse = np.where(w > 0, w * resid**2, 0.0).sum(1)
-        return np.full_like(A, E_fixed), A, np.where(np.isfinite(sse), sse, np.inf)
+def _floor_and_scale(q: np.ndarray, z: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted least-squares (E, A) >= 0 of L ≈ E + A·z, row by row (weights q)."""
     s1, sz, szz = q.sum(1), (q * z).sum(1), (q * z * z).sum(1)
     sl, szl = (q * L).sum(1), (q * z * L).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -92,7 +81,22 @@ def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarra
         e_zero, a_only = E < 0, szl / szz  # E >= 0: refit A alone
         a_zero, e_only = A < 0, sl / s1  # A >= 0: refit E alone
     E, A = np.where(e_zero, 0.0, E), np.where(e_zero, a_only, A)
-    E, A = np.where(a_zero & ~e_zero, e_only, E), np.where(a_zero & ~e_zero, 0.0, A)
+    return np.where(a_zero & ~e_zero, e_only, E), np.where(a_zero & ~e_zero, 0.0, A)
+
+
+def _floor_solve(lnC: np.ndarray, L: np.ndarray, w: np.ndarray, alpha: np.ndarray, E_fixed: float | None = None):
+    """For each row's alpha: (E, A) minimising sum w·((L - E - A·z) / L)², z = (C/C_ref)^-alpha, with E, A >= 0
+    (A alone, >= 0, where E is fixed).
+
+    lnC is centred (ln C - ln C_ref); L, w [R, B]; alpha [R] -> E, A, log-space SSE, each [R]."""
+    z = np.exp(-alpha[:, None] * lnC[None, :])
+    q = w / L**2
+    if E_fixed is None:
+        E, A = _floor_and_scale(q, z, L)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A = np.maximum((q * z * (L - E_fixed)).sum(1) / (q * z * z).sum(1), 0.0)
+        E = np.full_like(A, E_fixed)
     with np.errstate(divide="ignore", invalid="ignore"):
         resid = np.log(L) - np.log(E[:, None] + A[:, None] * z)
     sse = np.where(w > 0, w * resid**2, 0.0).sum(1)
