@@ -172,3 +172,20 @@ def test_store_and_laws_import_neither_torch_nor_diffusers(module):
                           env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("ditlaws.training", ("torch", "diffusers", "accelerate")),  # the package's names load on first access
+    ("ditlaws.data", ("torch", "diffusers", "datasets")),
+    # a run on the built-in data needs no VAE: diffusers' autoencoders (and the UNets they pull in) stay unloaded
+    ("ditlaws.training.loop", ("diffusers.models.autoencoders",)),
+    ("ditlaws.evaluation.runner", ("diffusers.models.autoencoders",)),
+])
+def test_what_a_process_does_not_import_until_it_needs_it(module, absent):
+    """Every training, evaluation and sweep process starts with these imports: what is not needed costs seconds."""
+    code = (f"import sys, importlib; importlib.import_module({module!r}); "
+            f"print(sorted(m for m in {absent!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

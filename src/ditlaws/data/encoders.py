@@ -12,7 +12,6 @@ import hashlib
 import re
 
 import torch
-from diffusers import AutoencoderKL
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
@@ -173,6 +172,8 @@ class VAEImageEncoder(nn.Module):
     """
 
     def __init__(self, path: str, subfolder: str | None = None, sample: bool = False):
+        from diffusers import AutoencoderKL  # here, not at the top: it costs every process ~1.5 s of imports
+
         super().__init__()
         kwargs = {"subfolder": subfolder} if subfolder else {}
         try:

@@ -1,13 +1,31 @@
-"""Training: one DiT run under Accelerate (see `loop.train`) and the pieces it is made of."""
+"""Training: one DiT run under Accelerate (see `loop.train`) and the pieces it is made of.
 
-from ditlaws.training.budget import ComputePlan, plan_compute, steps_for_budget
-from ditlaws.training.faults import TrainingInterrupted
-from ditlaws.training.loop import NonFiniteLossError, train
-from ditlaws.training.plan import RunPlan, plan_run
-from ditlaws.training.schedule import SCHEDULES, lr_at
+The names below load on first access, so the sweep planner (`plan_run`, `steps_for_budget`) imports without torch,
+diffusers or accelerate (seconds per process).
+"""
+
+import importlib
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_NON_FINITE, EXIT_NO_SPACE, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_NON_FINITE", "EXIT_NO_SPACE", "EXIT_OK", "EXIT_USER_ERROR", "SCHEDULES",
-           "ComputePlan", "NonFiniteLossError", "RunPlan", "TrainingInterrupted", "lr_at", "plan_compute",
-           "plan_run", "steps_for_budget", "train"]
+_LAZY_EXPORTS = {
+    "ComputePlan": "ditlaws.training.budget",
+    "plan_compute": "ditlaws.training.budget",
+    "steps_for_budget": "ditlaws.training.budget",
+    "TrainingInterrupted": "ditlaws.training.faults",
+    "NonFiniteLossError": "ditlaws.training.loop",
+    "train": "ditlaws.training.loop",
+    "RunPlan": "ditlaws.training.plan",
+    "plan_run": "ditlaws.training.plan",
+    "SCHEDULES": "ditlaws.training.schedule",
+    "lr_at": "ditlaws.training.schedule",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ditlaws.training' has no attribute {name!r}")
+
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NON_FINITE", "EXIT_NO_SPACE", "EXIT_OK", "EXIT_USER_ERROR", *_LAZY_EXPORTS]
