@@ -45,6 +45,9 @@ def test_evaluate_run_writes_eval_json(run_dir, capsys):
     # the real-vs-real floor: measured with the reference (val: against the training split), cached with it
     assert summary["fid_floor"] > 0 and again["summary"]["fid_floor"] == summary["fid_floor"]
     assert "training split" in val["fid"]["fid_floor_from"]
+    # ood's floor: the built-in shifted distribution drawn again with the next seed (the split alone is too short)
+    ood = report["results"]["ood"]["fid"]
+    assert summary["ood_fid_floor"] > 0 and ood["fid_floor_from"].endswith("ood split drawn with data.seed 1")
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -61,6 +61,20 @@ def test_a_cache_without_a_floor_is_recomputed_to_the_same_statistics(tmp_path):
     assert FeatureStats.load(tmp_path / "ref.npz").floor == stats.floor
 
 
+def test_a_cache_whose_floor_was_not_measured_is_redone_once_other_images_are_given(tmp_path):
+    split, other = _images(30, 6), _images(40, 7)
+    alone, _ = reference_stats(Flatten(), split, 25, tmp_path / "ref.npz")
+    assert alone.floor["fid"] is None
+    again, cached = reference_stats(Flatten(), split, 25, tmp_path / "ref.npz")
+    assert cached and again.floor["fid"] is None  # nothing new to measure it with: the cache stands
+    stats, cached = reference_stats(Flatten(), split, 25, tmp_path / "ref.npz", floor_images=other,
+                                    floor_from="the ood split drawn with data.seed 1")
+    assert not cached and stats.floor["against"] == "the first 25 images of the ood split drawn with data.seed 1"
+    assert stats.floor["fid"] == pytest.approx(fid_from_features([_flat(split)[:25]], [_flat(other)[:25]]),
+                                               rel=1e-12)
+    np.testing.assert_allclose(stats.cov, alone.cov, rtol=1e-12)
+
+
 def test_the_floor_is_near_zero_for_large_sets_and_grows_with_a_shift():
     same, _ = reference_stats(Flatten(), _images(8000, 3), 4000, None)
     assert same.floor["fid"] < 0.02  # bias O(dim / n) = O(4 / 4000) for unit Gaussians

@@ -101,7 +101,8 @@ def load_readers(cfg: EvalConfig) -> dict:
     return readers
 
 
-def _generation_meters(cfg: EvalConfig, readers: dict, split: str, real_images, stats_cache, out_dir: Path) -> dict:
+def _generation_meters(cfg: EvalConfig, readers: dict, split: str, real_images, floor_images, stats_cache,
+                       out_dir: Path) -> dict:
     from ditlaws.evaluation.clip import ClipScore
 
     meters = {}
@@ -111,9 +112,10 @@ def _generation_meters(cfg: EvalConfig, readers: dict, split: str, real_images, 
                 raise UserError("fid needs the split's images; this data source gives none")
             extractor = readers["fid"]
             cache = stats_cache(split, extractor.name)
-            other = (lambda: real_images("train")) if split == "val" else None  # the floor's second set
+            # the floor's second set of real images, for a split too short to hold it
+            other, other_from = (floor_images and floor_images(split)) or (None, "")
             ref, cached = reference_stats(extractor, lambda split=split: real_images(split), cfg.fid_samples, cache,
-                                          floor_images=other)
+                                          floor_images=other, floor_from=other_from)
             info = {"reference_stats": str(cache) if cache else None, "reference_cached": cached, "split": split,
                     "feature_dim": int(ref.mean.shape[0])}
             meters[metric] = (FidMeter(extractor, ref, info), cfg.fid_samples)
@@ -139,10 +141,12 @@ def evaluate_model(
     readers: dict | None = None,
     log: Callable[[str], None] = print,
     split_size: int | None = None,
+    floor_images: Callable[[str], tuple[Callable[[], Iterable[dict]], str] | None] | None = None,
 ) -> dict:
     """Run the chosen metrics on each split. ``batches(split)`` makes a fresh iterable of encoded batches,
     ``real_images(split)`` one of raw batches {"pixels" in [-1, 1], "caption", ...}; ``split_size`` (when known)
-    sizes the cost estimate printed first."""
+    sizes the cost estimate printed first. ``floor_images(split)`` gives (a maker of other real images of the
+    split's distribution, what they are) for FID's real-vs-real floor where the split holds too few, or None."""
     cfg = options
     readers = load_readers(cfg) if readers is None else readers
     log_cost_estimate(model, batches, cfg, split_size, log)
@@ -171,7 +175,7 @@ def evaluate_model(
             timing[f"{split}/{metric}"] = round(time.perf_counter() - started, 3)
             results[split][metric] = r
             log(f"{split}/{metric}: {_headline(metric, r)} ({timing[f'{split}/{metric}']:.1f} s)")
-        meters = _generation_meters(cfg, readers, split, real_images, stats_cache, out_dir)
+        meters = _generation_meters(cfg, readers, split, real_images, floor_images, stats_cache, out_dir)
         if not meters:
             continue
         generated, seconds, n_images = run_generation(pipeline, batches(split), meters,
@@ -336,10 +340,18 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
         return fitting(make_dataloader(data_cfg, split, batch_size=cfg.batch_size, seed=data_cfg.seed,
                                        text_encoder=text_encoder, image_encoder=image_encoder), model.config, split)
 
-    def real_images(split: str):
-        dataset = build_dataset(data_cfg, split)
+    def real_images(split: str, seed: int | None = None):
+        dataset = build_dataset(data_cfg, split, seed=seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_samples)
         return iter(loader)
+
+    def floor_images(split: str):
+        if split == "val":
+            return (lambda: real_images("train")), "the training split"
+        if split == "ood" and data_cfg.source == "builtin":  # procedural: other scenes of the same shift
+            seed = data_cfg.seed + 1
+            return (lambda: real_images("ood", seed)), f"the ood split drawn with data.seed {seed}"
+        return None
 
     fingerprint = {k: v for k, v in dataclasses.asdict(data_cfg).items() if k not in ("num_workers", "cache_dir")}
     known_size = data_cfg.source == "builtin" or data_cfg.val_split is None  # val_size rows held out
@@ -348,7 +360,7 @@ def evaluate_checkpoint(checkpoint: str, data: str | None, options: EvalConfig, 
         out_dir=out_path.parent, pixel_8bit=data_cfg.image_encoder == "identity",
         stats_cache=lambda split, name: stats_cache_path(stats_root, fingerprint, split, cfg.fid_samples, name,
                                                          cfg.fid_weights),
-        split_size=data_cfg.val_size if known_size else None,
+        split_size=data_cfg.val_size if known_size else None, floor_images=floor_images,
     )
     explained = result_warnings(report["results"])
     for warning in explained:
