@@ -1,6 +1,6 @@
 """ditlaws: scaling laws for diffusion transformers."""
 
-import importlib
+from ditlaws.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -14,11 +14,6 @@ _LAZY_EXPORTS = {
     "BuiltinTextEncoder": "ditlaws.data.encoders",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY_EXPORTS:
-        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ditlaws' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY_EXPORTS)
 
 __all__ = ["__version__", *_LAZY_EXPORTS]

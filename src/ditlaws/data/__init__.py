@@ -3,7 +3,7 @@
 The names below load on first access (the encoders import diffusers, the loader datasets: seconds per process).
 """
 
-import importlib
+from ditlaws.lazy import lazy_getattr
 
 _LAZY_EXPORTS = {
     "BuiltinTextEncoder": "ditlaws.data.encoders",
@@ -17,11 +17,6 @@ _LAZY_EXPORTS = {
     "make_dataloader": "ditlaws.data.loader",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY_EXPORTS:
-        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ditlaws.data' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY_EXPORTS)
 
 __all__ = [*_LAZY_EXPORTS]

@@ -4,7 +4,7 @@ The names below load on first access, so the sweep planner (`plan_run`, `steps_f
 diffusers or accelerate (seconds per process).
 """
 
-import importlib
+from ditlaws.lazy import lazy_getattr
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_NON_FINITE, EXIT_NO_SPACE, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
@@ -21,11 +21,6 @@ _LAZY_EXPORTS = {
     "lr_at": "ditlaws.training.schedule",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY_EXPORTS:
-        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ditlaws.training' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY_EXPORTS)
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_NON_FINITE", "EXIT_NO_SPACE", "EXIT_OK", "EXIT_USER_ERROR", *_LAZY_EXPORTS]
