@@ -166,12 +166,17 @@ def test_publishing_sits_above_training():
 @pytest.mark.parametrize("module", ["ditlaws.store", "ditlaws.laws", "ditlaws.store.hub", "ditlaws.laws.cli",
                                     "ditlaws.laws.table"])
 def test_store_and_laws_import_neither_torch_nor_diffusers(module):
+    assert loaded_by_importing(module, ("torch", "diffusers")) == "[]"
+
+
+def loaded_by_importing(module: str, names: tuple[str, ...]) -> str:
+    """Which of ``names`` a fresh interpreter has in sys.modules after importing ``module`` (printed as a list)."""
     code = (f"import sys, importlib; importlib.import_module({module!r}); "
-            "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
+            f"print(sorted(m for m in {names!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
 
 
 @pytest.mark.parametrize("module, absent", [
@@ -183,9 +188,4 @@ def test_store_and_laws_import_neither_torch_nor_diffusers(module):
 ])
 def test_what_a_process_does_not_import_until_it_needs_it(module, absent):
     """Every training, evaluation and sweep process starts with these imports: what is not needed costs seconds."""
-    code = (f"import sys, importlib; importlib.import_module({module!r}); "
-            f"print(sorted(m for m in {absent!r} if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "[]"
+    assert loaded_by_importing(module, absent) == "[]"

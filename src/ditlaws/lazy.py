@@ -1,5 +1,6 @@
 """Names a package exports but loads on first access: importing torch, diffusers or datasets costs seconds, and
-the record store, the laws, the Space and the sweep planner import these packages without needing them."""
+every process imports `ditlaws` (the store, the laws and the Space without torch) and the sweep planner
+`ditlaws.training` without needing them."""
 
 import importlib
 from collections.abc import Callable
