@@ -20,11 +20,17 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The suite runs on pytest-xdist workers, one per CPU (nproc), at most 4; TEST_WORKERS=0 runs it in this process.
+# Each test runs one intra-op thread and much of its time is interpreter start-up, so in one process a 2-core
+# machine is half idle. `make reliability` stays in one process: its tests collect what they saw into it.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+XDIST := -n $(TEST_WORKERS)
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-fast: lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(XDIST) -m "not slow"
 
 # The tests whose numbers depend on the CPU's kernels: float comparisons between two code paths (with their stated
 # tolerances) and the bit-exactness claims (resume, 1 vs 2 processes, plain vs optimised loop) that hold within one
@@ -37,7 +43,7 @@ NUMERICS_TESTS := tests/test_step_equality.py tests/test_evaluation_clip.py test
 	tests/test_mup.py tests/test_sweep_trunks.py tests/test_cpu_kernels.py
 
 test-numerics-avx2: $(STAMP)
-	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(NUMERICS_TESTS)
+	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(XDIST) $(NUMERICS_TESTS)
 
 # docs/reliability.md from what the bad-input, fault-drill, lock and hold-out tests observe (slow ones included:
 # minutes); written only when they all pass.
@@ -46,7 +52,7 @@ RELIABILITY_TESTS := tests/test_bad_inputs.py tests/test_evaluation_defects.py t
 	tests/test_locks.py tests/test_sweep_locks.py tests/test_data_holdout.py
 
 reliability: $(STAMP)
-	DITLAWS_WRITE_RELIABILITY=1 $(PY) -m pytest -q $(RELIABILITY_TESTS)
+	DITLAWS_WRITE_RELIABILITY=1 $(PY) -m pytest -q -p no:xdist $(RELIABILITY_TESTS)
 	@echo "wrote docs/reliability.md"
 
 demo: $(STAMP)

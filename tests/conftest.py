@@ -12,9 +12,18 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def pytest_configure(config):
+    """The reliability document is collected in the test process itself: pytest-xdist workers would each write a
+    part of it."""
+    if os.environ.get("DITLAWS_WRITE_RELIABILITY") == "1" and config.getoption("numprocesses", None):
+        raise pytest.UsageError("DITLAWS_WRITE_RELIABILITY=1 needs the tests in one process: run without -n "
+                                "(`make reliability` does)")
 
 
 def pytest_runtest_logreport(report):
