@@ -23,7 +23,7 @@ lint: $(STAMP)
 # The suite runs on pytest-xdist workers, one per CPU (nproc), at most 4; TEST_WORKERS=0 runs it in this process.
 # Each test runs one intra-op thread and much of its time is interpreter start-up, so in one process a 2-core
 # machine is half idle. `make reliability` stays in one process: its tests collect what they saw into it.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 XDIST := -n $(TEST_WORKERS)
 
 test: lint
