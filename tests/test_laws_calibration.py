@@ -49,3 +49,31 @@ def test_extrapolation_intervals_cover_a_misspecified_truth(name):
     assert stats["N_opt"]["covered"] > stats["N_opt"]["covered_noise"]
     assert stats["L_opt (headline)"]["covered_noise"] < 0.85 or name == "floor"  # noise alone does not cover
     assert stats["N_opt"]["median_width"] < 1.5  # covering by being huge would help nobody
+
+
+def test_coverage_of_the_true_optimum_interval_against_a_noisy_measurement():
+    """Porian-like: 12 budgets a factor 2 apart, 0.3 % loss noise (Porian's parabola residuals: median 0.23 %), the
+    largest budget held out and its optimum measured from its own noisy grid (error sd ~14 % in N; Porian's held-out
+    optima have a bootstrap spread of ±10-20 %). The interval for the true N_opt covers the truth as promised, yet
+    holds only ~70 % of the measurements: the ">= 13 of 15 measurements" check of issue 23 cannot be met by a
+    calibrated interval for the true value. The interval for a measurement is the one to check against one."""
+    budgets = 1e16 * 2.0 ** np.arange(12)
+    truth = TRUTHS["floor"]
+    true_n = float(truth.optimum(budgets[-1])[0])
+    rows = []
+    for seed in range(40):
+        table = centred_isoflop_table(truth, np.random.default_rng(seed), budgets, noise_rel=3e-3)
+        doc = fit_document(table, FitOptions(n_boot=300, parametric=False, holdout=1), seed=seed)
+        (bt,) = [b for b in doc["backtest"] if b["approach"] == "approach2"]
+        q = bt["quantities"]["N_opt"]
+        lo, hi = q["ci90"]
+        rows.append([lo <= true_n <= hi, q["covered"], q["covered_measured"], q["actual"] / true_n - 1,
+                     q["covered_noise"], hi / lo])
+    r = np.array(rows, dtype=float)
+    truth_cov, measured_cov, for_measurement, meas_sd = r[:, 0].mean(), r[:, 1].mean(), r[:, 2].mean(), r[:, 3].std()
+    print(f"Porian-like floor truth: the interval for the true N_opt (median width x{np.median(r[:, 5]):.2f}) covers "
+          f"the truth {truth_cov:.2f} and the measurement {measured_cov:.2f} (noise-only {r[:, 4].mean():.2f}); the "
+          f"interval for a measurement covers it {for_measurement:.2f}; the measurement's error sd {meas_sd:.1%}")
+    assert meas_sd > 0.08  # the measurement really is as noisy as Porian's held-out optima
+    assert truth_cov >= 0.85 and for_measurement >= 0.85
+    assert measured_cov <= 0.8  # a calibrated interval for the truth misses noisy measurements, as on Porian (10/15)
