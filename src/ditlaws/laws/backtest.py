@@ -28,14 +28,14 @@ from ditlaws.laws.refit import refit
 A3_BACKTEST_DRAWS = 200
 
 
-def _row(q: dict, actual: float, actual_draws: np.ndarray) -> dict:
+def _row(q: dict, actual: float, actual_draws: np.ndarray, metric=None) -> dict:
     ci, ci_noise = q["ci90"], q["ci90_noise"]
     inside = lambda iv: bool(iv is not None and iv[0] is not None and iv[0] <= actual <= iv[1])
     s = summarize(actual_draws)
     return {"predicted": q["value"], "median": q["median"], "ci90_noise": ci_noise, "ci90": ci, "actual": actual,
             "actual_ci90": s["ci90"], "rel_error": q["value"] / actual - 1 if actual else None,
             "covered": inside(ci) if ci is not None else None, "covered_noise": inside(ci_noise),
-            "ci90_measured": (measured := _measured(q["value"], ci, actual, s["ci90"])),
+            "ci90_measured": (measured := _measured_as_fitted(metric, q["value"], ci, actual, s["ci90"])),
             "covered_measured": inside(measured) if measured is not None else None, "notes": q["notes"],
             **({"law_value": q["law_value"]} if "law_value" in q else {})}
 
@@ -51,6 +51,16 @@ def _measured(value: float, ci, actual: float, actual_ci) -> list[float] | None:
     up = np.hypot(np.log(ci[1]) - lv, max(np.log(actual_ci[1] / actual), 0.0))
     down = np.hypot(lv - np.log(ci[0]), max(np.log(actual / actual_ci[0]), 0.0))
     return [float(np.exp(lv - down)), float(np.exp(lv + up))]
+
+
+def _measured_as_fitted(metric, value: float, ci, actual: float, actual_ci) -> list[float] | None:
+    """``_measured`` in the space the law is fitted in (an accuracy's odds, where its errors are multiplicative),
+    mapped back to the metric's units: an accuracy's interval then stays inside (0, 1)."""
+    if metric is None or ci is None or actual_ci[0] is None:
+        return _measured(value, ci, actual, actual_ci)
+    to = metric.to_fitted  # monotone increasing
+    out = _measured(to(value), [to(ci[0]), to(ci[1])], to(actual), [to(actual_ci[0]), to(actual_ci[1])])
+    return None if out is None else [float(metric.from_fitted(v)) for v in out]
 
 
 def _measured_draws(sf, quantity: str, b: int, scatter: float) -> np.ndarray:
@@ -108,7 +118,7 @@ def backtest(sf, max_holdout: int = 2, rng: np.random.Generator | None = None) -
                 if not np.isfinite(actual):
                     continue
                 rows[name] = _row(q, float(back(actual)), back(_measured_draws(sf, law["quantity"], b,
-                                                                              law["excess_scatter"])))
+                                                                              law["excess_scatter"])), m)
                 if name in ("L_opt", "L_opt_floor", "FID", "FID_floor"):
                     rows[name]["headline"] = name in headline
             out.append({**base, "approach": "approach2", "quantities": _note_off_centre(rows, sf.fits[b])})
