@@ -10,7 +10,9 @@ import pytest
 from fit_helpers import demo_fit, demo_table
 
 from ditlaws.laws.approach2 import budgets_for_error_model
+from ditlaws.laws.backtest import _measured_as_fitted
 from ditlaws.laws.document import fit_document
+from ditlaws.laws.metrics import BY_LAW
 from ditlaws.laws.predict import shown_interval
 from ditlaws.laws.report import section_backtest, section_predictions
 from ditlaws.laws.study import FitOptions
@@ -42,13 +44,14 @@ def _table(lines):
 def test_noise_only_backtests_say_so_and_count_what_is_shown(doc):
     d = copy.deepcopy(doc)
     for q in _rows(d):  # as in the demo: no refit had an extrapolation-error model
-        q["ci90"], q["covered"] = None, None
+        q["ci90"], q["covered"], q["ci90_measured"], q["covered_measured"] = None, None, None, None
     lines = section_backtest(d, {})
     header = next(line for line in lines if line.startswith("| held out"))
     assert "90 % noise only" in header and "with extrapolation" not in header
     rows = _table(lines)
     shown = [q["covered_noise"] for q in _rows(d)]
-    assert [r[-1].rstrip(" |") for r in rows] == ["yes" if c else "no" for c in shown]
+    assert [r[6] for r in rows] == ["yes" if c else "no" for c in shown]
+    assert all(r[7].rstrip(" |") == "n/a" for r in rows)  # no interval with extrapolation error, none for a measurement
     assert f"Covered by the interval shown: {sum(shown)} of {len(shown)} (run noise only)." in lines
 
 
@@ -63,6 +66,41 @@ def test_mixed_backtests_mark_the_noise_only_rows_and_split_the_total(doc):
     assert f"{sum(noise)} of {len(noise)} run noise only" in total
     assert f"{sum(extra)} of {len(extra)} with extrapolation error" in total
     assert sum("*noise only*" in r[3] for r in _table(lines)) == len(noise)
+
+
+def test_each_row_shows_the_interval_for_a_measurement_and_the_total_counts_it(doc):
+    """The actual value is a measurement: its row shows the wider interval a measurement should fall in, and whether
+    it did, wherever fit.json has one; the total counts those."""
+    lines = section_backtest(doc, {})
+    rows = _table(lines)
+    named = [(name, q) for bt in doc["backtest"] for name, q in bt["quantities"].items()]
+    assert len(rows) == len(named) and any(name.startswith("accuracy") for name, _ in named)
+    shown = []
+    for r, (name, q) in zip(rows, named):
+        cell = r[7].rstrip(" |")
+        if q["ci90_measured"] is None:
+            assert cell == "n/a"
+            continue
+        lo, hi = q["ci90_measured"]
+        assert lo <= q["ci90"][0] and q["ci90"][1] <= hi  # a measurement's interval holds the law's
+        if name.startswith("accuracy"):  # widened on the odds, as the law is fitted: it stays inside (0, 1)
+            assert 0 < lo and hi < 1
+        assert cell.endswith(" yes" if q["covered_measured"] else " no")
+        assert q["covered_measured"] == (lo <= q["actual"] <= hi)
+        shown.append(q["covered_measured"])
+    assert shown and f"As measurements: {sum(shown)} of {len(shown)}." in next(
+        line for line in lines if line.startswith("Covered by the interval shown"))
+
+
+def test_an_accuracys_interval_for_a_measurement_stays_below_one():
+    """Widened in accuracy's own units, 0.999 [0.99, 0.9999] measured as 0.998 [0.99, 0.9995] would reach 1.00075;
+    on the odds, where its law is fitted, it stays inside (0, 1) and still holds the law's interval."""
+    value, ci, actual, actual_ci = 0.999, [0.99, 0.9999], 0.998, [0.99, 0.9995]
+    lo, hi = _measured_as_fitted(BY_LAW["accuracy"], value, ci, actual, actual_ci)
+    assert 0 < lo <= ci[0] and ci[1] <= hi < 1
+    assert _measured_as_fitted(None, value, ci, actual, actual_ci)[1] > 1  # what accuracy's own units would give
+    fid = _measured_as_fitted(BY_LAW["FID"], 20.0, [18.0, 23.0], 21.0, [19.0, 24.0])
+    assert fid == _measured_as_fitted(None, 20.0, [18.0, 23.0], 21.0, [19.0, 24.0])  # FID is fitted as it is
 
 
 def test_every_predicted_budget_beyond_100x_carries_its_warning(doc):

@@ -105,6 +105,10 @@ def test_tables_carry_error_and_coverage(fit):
     for row, r in zip(rows, points):
         assert row[7] == ("yes" if (r["covered"] if r["ci90"] else r["covered_noise"]) else "no")
         assert float(row[6]) == pytest.approx(100 * r["rel_error"], abs=0.006)
+        measured = r.get("ci90_measured")
+        assert row[8] == ("—" if not measured else
+                          f"[{measured[0]:.4g}, {measured[1]:.4g}] {'yes' if r['covered_measured'] else 'no'}")
+    assert len(tables.BACKTEST_HEADERS) == len(rows[0]) and any(row[8] != "—" for row in rows)
     # without an extrapolation-error model (ci90 None) the row shows the run-noise interval and its coverage
     doc = example_fit()
     q = doc["backtest"][0]["quantities"]["N_opt"]

@@ -209,6 +209,12 @@ def section_predictions(doc: dict, figures: dict) -> list[str]:
     return lines
 
 
+MEASUREMENT_RULE = ("The actual value is itself estimated from the held-out budget's runs, with noise of its own: "
+                    "`as a measurement` is the interval with extrapolation error widened by that estimate's spread "
+                    "(its bootstrap and the law's excess scatter), the interval a measurement should fall in "
+                    "(`ci90_measured`, `covered_measured` in fit.json).")
+
+
 def section_backtest(doc: dict, figures: dict) -> list[str]:
     """Each held-out budget's prediction with the 90 % interval it is shown with, and ``covered`` for that interval:
     the one with extrapolation error where the refit had a model of it, else the noise-only one (marked)."""
@@ -230,9 +236,11 @@ def section_backtest(doc: dict, figures: dict) -> list[str]:
                                                     "model of it, else run noise only (marked *noise only*); "
                                                     "`covered` is for the interval shown.")
     lines = ["## Backtest: predict the largest budget(s) from the smaller ones", "",
-             "Each refit sees only the smaller budgets (its extrapolation error is learned from them alone). " + rule,
-             "", f"| held out | budget | law | {title} | actual | error | covered |", "|---|---|---|---|---|---|---|"]
-    counts = {}
+             "Each refit sees only the smaller budgets (its extrapolation error is learned from them alone). " + rule
+             + " " + MEASUREMENT_RULE, "",
+             f"| held out | budget | law | {title} | actual | error | covered | as a measurement |",
+             "|---|---|---|---|---|---|---|---|"]
+    counts, measured = {}, []
     for bt, name, q, ci, covered, kind in rows:
         fmt = _fmt(name)
         err = f"{q['rel_error']:+.1%}" if q["rel_error"] is not None else "n/a"
@@ -240,15 +248,21 @@ def section_backtest(doc: dict, figures: dict) -> list[str]:
         if kind == "with extrapolation error" and q.get("covered_noise") is not None:
             cov += f" ({'yes' if q['covered_noise'] else 'no'})"
         mark = " *noise only*" if kind == "run noise only" and len(kinds) > 1 else ""
+        as_measured = "n/a"
+        if q.get("ci90_measured") and isinstance(q.get("covered_measured"), bool):
+            as_measured = f"[{interval(q['ci90_measured'], fmt)}] {'yes' if q['covered_measured'] else 'no'}"
+            measured.append(q["covered_measured"])
         lines.append(f"| {bt['holdout']} | {bt['budget']:.3g} | {bt['approach'][-1]}: {name} | "
-                     f"{fmt(q['predicted'])} [{interval(ci, fmt)}]{mark} | {fmt(q['actual'])} | {err} | {cov} |")
+                     f"{fmt(q['predicted'])} [{interval(ci, fmt)}]{mark} | {fmt(q['actual'])} | {err} | {cov} | "
+                     f"{as_measured} |")
         if covered is not None:
             hits, total = counts.get(kind, (0, 0))
             counts[kind] = (hits + covered, total + 1)
     hits, total = sum(h for h, _ in counts.values()), sum(t for _, t in counts.values())
     parts = [f"{h} of {t} {k}" for k, (h, t) in sorted(counts.items())]
     lines += ["", f"Covered by the interval shown: {hits} of {total}" +
-              (f" ({'; '.join(parts)})." if len(parts) > 1 else f" ({next(iter(counts))})." if counts else "."), ""]
+              (f" ({'; '.join(parts)})." if len(parts) > 1 else f" ({next(iter(counts))})." if counts else ".") +
+              (f" As measurements: {sum(measured)} of {len(measured)}." if measured else ""), ""]
     off_centre = sorted({bt["budget"] for bt, _, q, *_ in rows if any("(one_sided)" in n for n in q.get("notes", []))})
     if off_centre:
         lines += [f"Held-out budget(s) {', '.join(f'{b:.3g}' for b in off_centre)}: the sizes barely extend past the "

@@ -6,7 +6,7 @@ from ditlaws.laws.predict import FitResult, shown_interval
 from ditlaws.space.whatif import human, sig
 
 BACKTEST_HEADERS = ["held-out budget", "approach", "quantity", "predicted", "90 % interval", "actual", "error %",
-                    "covered"]
+                    "covered", "interval for a measurement"]
 
 
 def _interval(ci) -> str:
@@ -21,7 +21,8 @@ def backtest_interval(r: dict) -> tuple[list[float] | None, bool | None, str]:
 
 
 def backtest(fit: FitResult) -> list[list[str]]:
-    """One row per backtest point: predicted with its 90 % interval, measured, relative error, covered yes/no."""
+    """One row per backtest point: predicted with its 90 % interval, measured, relative error, covered yes/no, and
+    the interval for a measurement."""
     rows = []
     for r in fit.backtest_points():
         ci, covered, kind = backtest_interval(r)
@@ -30,8 +31,17 @@ def backtest(fit: FitResult) -> list[list[str]]:
         rows.append([sig(r.get("budget")), str(r.get("approach", "?")).replace("approach", "A"),
                      str(r.get("quantity")), sig(r.get("predicted")), _interval(ci) + note, sig(r.get("actual")),
                      "—" if err is None else f"{100 * err:+.2f}", "—" if covered is None else
-                     "yes" if covered else "no"])
+                     "yes" if covered else "no", _as_measurement(r)])
     return rows
+
+
+def _as_measurement(r: dict) -> str:
+    """The interval a measurement of the held-out optimum should fall in (the law's, widened by the measured value's
+    own spread) and whether the actual value did; "—" where the fit has none."""
+    ci, covered = r.get("ci90_measured"), r.get("covered_measured")
+    if not ci or not isinstance(covered, bool):
+        return "—"
+    return f"{_interval(ci)} {'yes' if covered else 'no'}"
 
 
 RUN_HEADERS = ["run", "budget", "N", "D (tokens)", "measured loss", "Approach 3", "error %"]
