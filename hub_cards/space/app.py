@@ -130,7 +130,9 @@ def build_demo(fit: FitResult | str | Path | dict, runs=(), presets: dict | None
                                           compute.DEFAULT_MFU, first_hours), label="the numbers (JSON)")
 
         gr.Markdown("## Predicted vs actual\nEach held-out budget predicted from the smaller ones (90 % intervals "
-                    "as error bars), and every run against the parametric L(N, D) fit (Approach 3).")
+                    "as error bars), and every run against the parametric L(N, D) fit (Approach 3). The actual "
+                    "values are measured from the held-out budget's runs: *as a measurement* is the 90 % interval "
+                    "widened by that measurement's own spread, the one a measured value should fall in.")
         gr.Plot(figures.predicted_vs_actual(fit), format="png", elem_id="pva_plot", show_label=False)
         gr.Dataframe(tables.backtest(fit), headers=tables.BACKTEST_HEADERS, interactive=False, elem_id="backtest")
         gr.Plot(figures.runs_vs_approach3(fit), format="png", elem_id="runs_plot", show_label=False)

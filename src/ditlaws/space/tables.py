@@ -5,8 +5,8 @@ from __future__ import annotations
 from ditlaws.laws.predict import FitResult, shown_interval
 from ditlaws.space.whatif import human, sig
 
-BACKTEST_HEADERS = ["held-out budget", "approach", "quantity", "predicted", "90 % interval", "actual", "error %",
-                    "covered", "interval for a measurement"]
+BACKTEST_HEADERS = ["held out", "approach", "quantity", "predicted", "90 % interval", "actual", "error %", "covered",
+                    "as a measurement"]
 
 
 def _interval(ci) -> str:
