@@ -212,7 +212,8 @@ def section_predictions(doc: dict, figures: dict) -> list[str]:
 MEASUREMENT_RULE = ("The actual value is itself estimated from the held-out budget's runs, with noise of its own: "
                     "`as a measurement` is the interval with extrapolation error widened by that estimate's spread "
                     "(its bootstrap and the law's excess scatter), the interval a measurement should fall in "
-                    "(`ci90_measured`, `covered_measured` in fit.json).")
+                    "(`ci90_measured`, `covered_measured` in fit.json; n/a where the refit had no interval with "
+                    "extrapolation error to widen).")
 
 
 def section_backtest(doc: dict, figures: dict) -> list[str]:
